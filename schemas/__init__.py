@@ -1,0 +1,1 @@
+"""The wire format: marshmallow schemas for responses, query arguments, imports and errors."""

@@ -1,0 +1,61 @@
+"""The encounters service: the app factory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from service.config import Settings
+from service.db import db
+from service.problems import Api, register_error_handlers
+from service.request_ids import init_request_ids
+from service.resolvers import load_resolver
+from service.tokens import TokenVerifier
+
+API_TITLE = "Encounters"
+API_VERSION = "1.0.0"
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app from `config` (upper-case names), or from the environment when None."""
+    settings = Settings.from_environment() if config is None else Settings.from_mapping(config)
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.update(
+        API_TITLE=API_TITLE,
+        API_VERSION=API_VERSION,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        API_SPEC_OPTIONS={
+            "info": {"description": "Lists the encounters (classes) a user can book or see."},
+            "components": {
+                "securitySchemes": {
+                    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                }
+            },
+        },
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["encounters.settings"] = settings
+    db.init_app(app, settings.database_url)
+    init_request_ids(app)
+
+    # flask-smorest's Api keeps one OpenAPI document per app, so each app gets its own.
+    api = Api(app)
+    from service.health import blp as health_blp
+    from service.views import blp as encounters_blp
+
+    api.register_blueprint(encounters_blp)
+    api.register_blueprint(health_blp)
+    register_error_handlers(app)
+
+    app.extensions["encounters.verifier"] = TokenVerifier(settings)
+    app.extensions["encounters.resolver"] = load_resolver(app, settings.user_resolver)
+
+    from service.cli import register_commands
+
+    register_commands(app)
+    return app

@@ -1,0 +1,156 @@
+"""Configuration: read once from the environment (or a mapping), validated, failing fast."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+DEFAULT_DATABASE_URL = "sqlite:///instance/encounters.db"
+MIN_SECRET_BYTES = 32
+
+HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
+EC_ALGORITHMS = frozenset({"ES256", "ES384", "ES512"})
+OKP_ALGORITHMS = frozenset({"EdDSA"})
+PUBLIC_KEY_ALGORITHMS = RSA_ALGORITHMS | EC_ALGORITHMS | OKP_ALGORITHMS
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run the service; the message is the one-line reason."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting the service reads, already parsed and checked."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    jwt_secret: str | None = None
+    jwt_public_key: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_algorithms: tuple[str, ...] = ()
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_token_type: str | None = None
+    jwt_leeway_seconds: int = 30
+    jwt_subject_claim: str = "sub"
+    jwt_role_claim: str = "role"
+    user_resolver: str = "service.resolvers:database_resolver"
+    encounter_window_days: int = 14
+    encounter_max_window_days: int = 31
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
+        """Build settings from upper-case names (the environment, or a test's mapping)."""
+
+        def text(name: str, default: str | None = None) -> str | None:
+            value = values.get(name)
+            if value is None or str(value).strip() == "":
+                return default
+            return str(value)
+
+        def integer(name: str, default: int, minimum: int) -> int:
+            raw = text(name)
+            if raw is None:
+                return default
+            try:
+                number = int(raw)
+            except ValueError:
+                raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+            if number < minimum:
+                raise ConfigError(f"{name} must be at least {minimum}, got {number}")
+            return number
+
+        algorithms = tuple(
+            a.strip() for a in (text("JWT_ALGORITHMS") or "").split(",") if a.strip()
+        )
+        settings = cls(
+            database_url=text("DATABASE_URL", DEFAULT_DATABASE_URL) or DEFAULT_DATABASE_URL,
+            jwt_secret=text("JWT_SECRET"),
+            jwt_public_key=text("JWT_PUBLIC_KEY"),
+            jwt_jwks_url=text("JWT_JWKS_URL"),
+            jwt_algorithms=algorithms,
+            jwt_issuer=text("JWT_ISSUER"),
+            jwt_audience=text("JWT_AUDIENCE"),
+            jwt_token_type=text("JWT_TOKEN_TYPE"),
+            jwt_leeway_seconds=integer("JWT_LEEWAY_SECONDS", 30, 0),
+            jwt_subject_claim=text("JWT_SUBJECT_CLAIM", "sub") or "sub",
+            jwt_role_claim=text("JWT_ROLE_CLAIM", "role") or "role",
+            user_resolver=text("USER_RESOLVER", cls.user_resolver) or cls.user_resolver,
+            encounter_window_days=integer("ENCOUNTER_WINDOW_DAYS", 14, 1),
+            encounter_max_window_days=integer("ENCOUNTER_MAX_WINDOW_DAYS", 31, 1),
+        )
+        return settings.validated()
+
+    @classmethod
+    def from_environment(cls) -> Settings:
+        """Build settings from the process environment."""
+        return cls.from_mapping(os.environ)
+
+    def validated(self) -> Settings:
+        """Refuse a configuration with no key, a short secret, or mismatched algorithms."""
+        sources = [
+            name
+            for name, value in (
+                ("JWT_SECRET", self.jwt_secret),
+                ("JWT_PUBLIC_KEY", self.jwt_public_key),
+                ("JWT_JWKS_URL", self.jwt_jwks_url),
+            )
+            if value
+        ]
+        if not sources:
+            raise ConfigError(
+                "no token key configured: set JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL"
+            )
+        if len(sources) > 1:
+            raise ConfigError(f"set only one token key source, not {' and '.join(sources)}")
+        if "none" in {a.lower() for a in self.jwt_algorithms}:
+            raise ConfigError("JWT_ALGORITHMS may not contain 'none'")
+        unknown = set(self.jwt_algorithms) - HMAC_ALGORITHMS - PUBLIC_KEY_ALGORITHMS
+        if unknown:
+            raise ConfigError(f"JWT_ALGORITHMS has unsupported algorithms: {sorted(unknown)}")
+        if self.encounter_window_days > self.encounter_max_window_days:
+            raise ConfigError("ENCOUNTER_WINDOW_DAYS may not exceed ENCOUNTER_MAX_WINDOW_DAYS")
+        if self.jwt_secret is not None:
+            return self._validated_secret()
+        if self.jwt_public_key is not None:
+            return self._validated_public_key(self.jwt_public_key)
+        algorithms = self.jwt_algorithms or ("RS256",)
+        if set(algorithms) & HMAC_ALGORITHMS:
+            raise ConfigError("JWT_JWKS_URL needs public-key algorithms, not HMAC")
+        return replace(self, jwt_algorithms=algorithms)
+
+    def _validated_secret(self) -> Settings:
+        assert self.jwt_secret is not None
+        if len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long")
+        algorithms = self.jwt_algorithms or ("HS256",)
+        if not set(algorithms) <= HMAC_ALGORITHMS:
+            raise ConfigError("JWT_SECRET needs HMAC algorithms (HS256, HS384, HS512) only")
+        return replace(self, jwt_algorithms=algorithms)
+
+    def _validated_public_key(self, pem: str) -> Settings:
+        try:
+            key = load_pem_public_key(pem.replace("\\n", "\n").encode())
+        except ValueError:
+            raise ConfigError("JWT_PUBLIC_KEY is not a PEM public key") from None
+        if isinstance(key, rsa.RSAPublicKey):
+            fitting, default = RSA_ALGORITHMS, "RS256"
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            default = {256: "ES256", 384: "ES384", 521: "ES512"}.get(key.curve.key_size, "")
+            fitting = frozenset({default}) if default else frozenset()
+        elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+            fitting, default = OKP_ALGORITHMS, "EdDSA"
+        else:
+            raise ConfigError("JWT_PUBLIC_KEY is of a kind no supported algorithm uses")
+        algorithms = self.jwt_algorithms or (default,)
+        if not set(algorithms) <= fitting:
+            raise ConfigError(
+                f"JWT_ALGORITHMS {','.join(algorithms)} do not fit JWT_PUBLIC_KEY "
+                f"(use {', '.join(sorted(fitting))})"
+            )
+        return replace(self, jwt_algorithms=algorithms)

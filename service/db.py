@@ -1,0 +1,88 @@
+"""The database engine and the request-scoped session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app, g
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+
+class Database:
+    """One engine per app and per process; one session per request."""
+
+    def init_app(self, app: Flask, url: str) -> None:
+        """Bind the app to the database at `url` (nothing connects until first use)."""
+        app.extensions["encounters.db"] = _Binding(url)
+        app.teardown_appcontext(_close_session)
+
+    @property
+    def engine(self) -> Engine:
+        """The current app's engine, made anew in a forked worker."""
+        binding: _Binding = current_app.extensions["encounters.db"]
+        return binding.engine()
+
+    @property
+    def session(self) -> Session:
+        """The session of the current request (or CLI command), created on first use."""
+        if "db_session" not in g:
+            binding: _Binding = current_app.extensions["encounters.db"]
+            g.db_session = binding.sessions()
+        session: Session = g.db_session
+        return session
+
+
+class _Binding:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._pid: int | None = None
+        self._engine: Engine | None = None
+        self._sessions: sessionmaker[Session] | None = None
+
+    def engine(self) -> Engine:
+        # A pool inherited across fork() would share sockets between workers.
+        if self._engine is None or self._pid != os.getpid():
+            self._engine = make_engine(self.url)
+            self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+            self._pid = os.getpid()
+        return self._engine
+
+    def sessions(self) -> Session:
+        self.engine()
+        assert self._sessions is not None
+        return self._sessions()
+
+
+def make_engine(url: str, **options: Any) -> Engine:
+    """An engine for `url`, with SQLite made strict and its folder created."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, **options)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    options.setdefault("pool_pre_ping", True)
+    options.setdefault("pool_size", 5)
+    options.setdefault("connect_args", {"connect_timeout": 5})
+    return create_engine(url, **options)
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA busy_timeout = 5000")
+    cursor.close()
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    session: Session | None = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+db = Database()

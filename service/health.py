@@ -1,0 +1,28 @@
+"""Liveness and readiness probes, unauthenticated."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flask_smorest
+from sqlalchemy import text
+
+from service.db import db
+
+blp = flask_smorest.Blueprint("health", __name__, url_prefix="/health", description="Probes.")
+
+
+@blp.route("/live", methods=["GET"])
+@blp.response(200, description="The process is up.")
+def live() -> dict[str, Any]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@blp.route("/ready", methods=["GET"])
+@blp.response(200, description="The database answers.")
+@blp.alt_response(503, description="The database does not answer.")
+def ready() -> dict[str, Any]:
+    """The database answers a trivial query."""
+    db.session.execute(text("SELECT 1"))
+    return {"status": "ok"}

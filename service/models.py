@@ -1,0 +1,146 @@
+"""The database models: centers, users, staff assignments, encounters and bookings."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Enum,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    TypeDecorator,
+    Uuid,
+    false,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Role(enum.StrEnum):
+    """The two kinds of user the directory knows."""
+
+    STUDENT = "Student"
+    STAFF_MEMBER = "StaffMember"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime on every backend (SQLite keeps naive UTC text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; give an offset")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Center(Base):
+    __tablename__ = "centers"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    reference_id: Mapped[str] = mapped_column(String(254))
+    name: Mapped[str] = mapped_column(String(254))
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        # Case-insensitive lookups are equality on these keys: index-backed on every backend.
+        Index("ix_users_email_key", "email_key", unique=True),
+        Index("ix_users_reference_key", "reference_key", unique=True),
+        CheckConstraint("current_unit IS NULL OR current_unit >= 1", name="current_unit_positive"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    email_key: Mapped[str] = mapped_column(String(254))
+    reference_id: Mapped[str] = mapped_column(String(254))
+    reference_key: Mapped[str] = mapped_column(String(254))
+    role: Mapped[Role] = mapped_column(
+        Enum(Role, name="user_role", values_callable=lambda roles: [r.value for r in roles])
+    )
+    center_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("centers.id"))
+    current_unit: Mapped[int | None]
+
+
+class StaffAssignment(Base):
+    __tablename__ = "staff_centers"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    center_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("centers.id"), primary_key=True)
+
+
+class Encounter(Base):
+    __tablename__ = "encounters"
+    __table_args__ = (
+        CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+        CheckConstraint("capacity >= 0", name="capacity_not_negative"),
+        CheckConstraint("unit_number >= 1", name="unit_positive"),
+        # A staff member's list: a range scan per center.
+        Index("ix_encounters_center_start", "center_id", "starts_at"),
+        # A student's list: their center's encounters of one unit, plus every online one.
+        Index("ix_encounters_unit_center_start", "unit_number", "center_id", "starts_at"),
+        Index(
+            "ix_encounters_online_unit_start",
+            "unit_number",
+            "starts_at",
+            postgresql_where=text("is_online"),
+            sqlite_where=text("is_online"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    center_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("centers.id"))
+    unit_number: Mapped[int]
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    is_online: Mapped[bool] = mapped_column(default=False)
+    capacity: Mapped[int]
+    cancelled: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+
+class Booking(Base):
+    __tablename__ = "bookings"
+
+    encounter_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("encounters.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    cancelled: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+
+def lookup_key(text: str) -> str:
+    """The case-insensitive form an email or reference id is stored and looked up by."""
+    return text.lower()

@@ -1,0 +1,55 @@
+"""Who may see whose encounters (SPEC 4.2): one pure function over plain values."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from service.models import Role
+from service.resolvers import DirectoryUser
+
+
+class Decision(enum.Enum):
+    """What the endpoint answers: the list, a 403, or the 404 that reveals nothing."""
+
+    ALLOW = "allow"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The directory's record of the token's subject (None if unknown) and the token's roles."""
+
+    user: DirectoryUser | None
+    token_roles: frozenset[str]
+
+
+def role_named(name: str) -> Role | None:
+    """The role a token's role name means: case-insensitive, otherwise exact (ASCII only)."""
+    if not name.isascii():
+        return None
+    for role in Role:
+        if name.lower() == role.value.lower():
+            return role
+    return None
+
+
+def token_roles(names: Iterable[str]) -> frozenset[Role]:
+    """The known roles among a token's role names."""
+    return frozenset(role for role in map(role_named, names) if role is not None)
+
+
+def may_view(caller: Caller, target: DirectoryUser | None) -> Decision:
+    """Decide whether `caller` may list the encounters of `target`."""
+    user = caller.user
+    if user is None or user.role not in token_roles(caller.token_roles):
+        return Decision.FORBIDDEN
+    if target is None:
+        return Decision.NOT_FOUND
+    if user.id == target.id:
+        return Decision.ALLOW
+    if user.role is Role.STAFF_MEMBER and user.center_ids & target.center_ids:
+        return Decision.ALLOW
+    return Decision.NOT_FOUND

@@ -1,0 +1,110 @@
+"""RFC 9457 problem details for every error, werkzeug's and unexpected ones included."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import flask_smorest
+from flask import Flask, g, json
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from werkzeug import Response
+from werkzeug.exceptions import HTTPException
+
+from schemas.problems import ProblemSchema
+from service.identifiers import InvalidIdentifier
+from service.resolvers import DirectoryUnavailable
+from service.tokens import Unauthenticated
+
+PROBLEM_TYPE = "application/problem+json"
+RETRY_AFTER_SECONDS = 5
+log = logging.getLogger(__name__)
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    errors: dict[str, list[str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """A problem-details response; the only way an error body is made."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if errors:
+        body["errors"] = errors
+    body["request_id"] = g.get("request_id", "")
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_TYPE)
+    response.headers.update(headers or {})
+    return response
+
+
+class Api(flask_smorest.Api):
+    """flask-smorest's Api, answering every HTTP error as problem details."""
+
+    ERROR_SCHEMA = ProblemSchema
+    DEFAULT_ERROR_RESPONSE_NAME = "Problem"
+
+    def handle_http_exception(self, error: HTTPException) -> Response:  # type: ignore[override]
+        """Turn werkzeug's and flask-smorest's HTTP errors into problem details."""
+        status = error.code or 500
+        headers = {
+            name: value for name, value in error.get_headers() if name.lower() != "content-type"
+        }
+        data: dict[str, Any] = getattr(error, "data", None) or {}
+        headers.update(data.get("headers") or {})
+        errors = _flatten(data.get("messages")) if "messages" in data else data.get("errors")
+        if status == 400 and errors:
+            detail = "The request's parameters are invalid."
+        else:
+            detail = data.get("message") or error.description or HTTPStatus(status).description
+        return problem(status, detail, errors=errors, headers=headers)
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Map the service's own exceptions (and any other) to their problem details."""
+
+    @app.errorhandler(Unauthenticated)
+    def unauthenticated(error: Unauthenticated) -> Response:
+        detail = error.description or "A bearer token is required."
+        return problem(401, detail, headers={"WWW-Authenticate": error.challenge})
+
+    @app.errorhandler(InvalidIdentifier)
+    def invalid_identifier(error: InvalidIdentifier) -> Response:
+        return problem(
+            400, "The user identifier is malformed.", errors={"userIdentifier": [str(error)]}
+        )
+
+    @app.errorhandler(DirectoryUnavailable)
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(PoolTimeout)
+    def unavailable(error: Exception) -> Response:
+        log.warning("dependency unavailable: %s", type(error).__name__)
+        return problem(
+            503,
+            "The service's data is unreachable right now; try again shortly.",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> Response:
+        log.exception("unexpected error")
+        return problem(500, "The server could not answer; the error is logged.")
+
+
+def _flatten(messages: Any) -> dict[str, list[str]]:
+    """webargs' {location: {field: [messages]}} as {field: [messages]}."""
+    flat: dict[str, list[str]] = {}
+    for fields in (messages or {}).values():
+        for name, problems in (fields or {}).items():
+            flat[str(name)] = [str(p) for p in problems] if isinstance(problems, list) else [
+                str(problems)
+            ]
+    return flat

@@ -1,0 +1,155 @@
+"""Bearer tokens: verifying a JWT (SPEC 4.1) and reading who it names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from service.config import Settings
+
+REALM = "encounters"
+_TIME_CLAIMS = ("exp", "nbf", "iat")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A verified token's subject and the role names it carries."""
+
+    subject: str
+    roles: frozenset[str]
+
+
+class Unauthenticated(Exception):
+    """No usable credentials: a 401. `description` is set when a token was sent and failed."""
+
+    def __init__(self, description: str | None = None) -> None:
+        super().__init__(description or "a bearer token is required")
+        self.description = description
+
+    @property
+    def challenge(self) -> str:
+        """The `WWW-Authenticate` value (RFC 6750 section 3)."""
+        if self.description is None:
+            return f'Bearer realm="{REALM}"'
+        return f'Bearer realm="{REALM}", error="invalid_token", error_description="{self.description}"'
+
+
+class TokenVerifier:
+    """Verifies tokens with the one key source the settings name; built once per app."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.algorithms = list(settings.jwt_algorithms)
+        self._key: Any = None
+        self._jwks: jwt.PyJWKClient | None = None
+        if settings.jwt_secret is not None:
+            self._key = settings.jwt_secret.encode()
+        elif settings.jwt_public_key is not None:
+            self._key = load_pem_public_key(settings.jwt_public_key.replace("\\n", "\n").encode())
+        else:
+            assert settings.jwt_jwks_url is not None
+            self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True, timeout=5)
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        """Verify an `Authorization` header value and return the principal it carries."""
+        token = bearer_token(authorization)
+        claims = self.verify(token)
+        return Principal(subject=self._subject(claims), roles=self._roles(claims))
+
+    def verify(self, token: str) -> dict[str, Any]:
+        """Check the token's header, signature and registered claims; return its claims."""
+        try:
+            header = jwt.get_unverified_header(token)
+            self._check_header(header)
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._signing_key(token),
+                algorithms=self.algorithms,
+                audience=self.settings.jwt_audience,
+                issuer=self.settings.jwt_issuer,
+                leeway=self.settings.jwt_leeway_seconds,
+                options={
+                    "require": ["exp"],
+                    "verify_aud": self.settings.jwt_audience is not None,
+                    "verify_sub": False,
+                    "verify_jti": False,
+                },
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("the token has expired") from None
+        except jwt.ImmatureSignatureError:
+            raise Unauthenticated("the token is not valid yet") from None
+        except jwt.InvalidAudienceError:
+            raise Unauthenticated("the token is for another audience") from None
+        except jwt.InvalidIssuerError:
+            raise Unauthenticated("the token is from another issuer") from None
+        except jwt.MissingRequiredClaimError as error:
+            raise Unauthenticated(f"the token has no '{error.claim}' claim") from None
+        except jwt.InvalidSignatureError:
+            raise Unauthenticated("the token's signature does not verify") from None
+        except jwt.InvalidAlgorithmError:
+            raise Unauthenticated("the token's algorithm is not accepted") from None
+        except (jwt.PyJWTError, ValueError, TypeError):
+            raise Unauthenticated("the token is malformed") from None
+        for name in _TIME_CLAIMS:
+            value = claims.get(name)
+            if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise Unauthenticated(f"the '{name}' claim must be a number")
+        return claims
+
+    def _check_header(self, header: dict[str, Any]) -> None:
+        if header.get("alg") not in self.algorithms:
+            raise Unauthenticated("the token's algorithm is not accepted")
+        if "crit" in header:
+            # RFC 7515 4.1.11: extensions we do not understand make the token unusable.
+            raise Unauthenticated("the token has critical header extensions")
+        expected = self.settings.jwt_token_type
+        if expected is not None and _media_type(header.get("typ")) != _media_type(expected):
+            raise Unauthenticated(f"the token's type must be '{expected}'")
+
+    def _signing_key(self, token: str) -> Any:
+        if self._jwks is None:
+            return self._key
+        try:
+            return self._jwks.get_signing_key_from_jwt(token).key
+        except jwt.PyJWKClientConnectionError:
+            raise Unauthenticated("the token's signing key cannot be fetched") from None
+        except jwt.PyJWKClientError:
+            raise Unauthenticated("the token's signing key is unknown") from None
+
+    def _subject(self, claims: dict[str, Any]) -> str:
+        subject = claims.get(self.settings.jwt_subject_claim)
+        if not isinstance(subject, str) or not subject.strip():
+            raise Unauthenticated("the token names no subject")
+        return subject
+
+    def _roles(self, claims: dict[str, Any]) -> frozenset[str]:
+        value = claims.get(self.settings.jwt_role_claim)
+        if isinstance(value, str):
+            return frozenset({value})
+        if isinstance(value, list):
+            return frozenset(role for role in value if isinstance(role, str))
+        return frozenset()
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of a `Bearer` Authorization header (scheme case-insensitive)."""
+    if not authorization:
+        raise Unauthenticated()
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise Unauthenticated()
+    token = token.strip()
+    if not token:
+        raise Unauthenticated("the bearer token is empty")
+    return token
+
+
+def _media_type(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    value = value.lower()
+    return value.removeprefix("application/")

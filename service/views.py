@@ -1,0 +1,109 @@
+"""The HTTP view: `GET /users/{userIdentifier}/encounters`, one request top to bottom."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import flask_smorest
+from flask import current_app, request
+from webargs.flaskparser import FlaskParser
+from werkzeug import Response
+
+from schemas.encounters import EncounterQuerySchema, EncounterSchema
+from schemas.problems import ProblemSchema
+from service.encounters import InvalidQuery, Window, available_encounters
+from service.identifiers import ME, IdentifierKind, InvalidIdentifier, UserIdentifier, parse_identifier
+from service.policy import Caller, Decision, may_view
+from service.representations import json_response, negotiate
+from service.resolvers import UserResolver
+from service.tokens import Principal, TokenVerifier
+
+NOT_FOUND_DETAIL = "No user with that identifier is visible to you."
+
+
+class _QueryParser(FlaskParser):
+    DEFAULT_VALIDATION_STATUS = 400
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's Blueprint, with 400 (not 422) for invalid arguments."""
+
+    ARGUMENTS_PARSER = _QueryParser()
+
+
+blp = Blueprint(
+    "encounters", __name__, description="The encounters a student can book or a staff member can see."
+)
+_ENCOUNTERS = EncounterSchema(many=True)
+_PROBLEM = {"schema": ProblemSchema, "content_type": "application/problem+json"}
+
+
+def bearer_authenticated(view: Callable[..., Response]) -> Callable[..., Response]:
+    """Negotiate the media type and verify the bearer token before anything else is read."""
+
+    @wraps(view)
+    def authenticated(*args: Any, **kwargs: Any) -> Response:
+        mimetype = negotiate()
+        verifier: TokenVerifier = current_app.extensions["encounters.verifier"]
+        principal = verifier.authenticate(request.headers.get("Authorization"))
+        return view(*args, principal=principal, mimetype=mimetype, **kwargs)
+
+    return authenticated
+
+
+@blp.route("/users/<path:userIdentifier>/encounters", methods=["GET"])
+@bearer_authenticated
+@blp.arguments(EncounterQuerySchema, location="query")
+@blp.response(200, EncounterSchema(many=True), description="The encounters, by start then Id.")
+@blp.alt_response(304, description="Not Modified: the If-None-Match ETag still matches.")
+@blp.alt_response(400, description="Malformed identifier or query parameter.", **_PROBLEM)
+@blp.alt_response(401, description="No token, or one that fails verification.", **_PROBLEM)
+@blp.alt_response(403, description="The caller is no Student or StaffMember.", **_PROBLEM)
+@blp.alt_response(404, description="No such user, or one the caller may not see.", **_PROBLEM)
+@blp.alt_response(406, description="Accept admits neither JSON type.", **_PROBLEM)
+@blp.alt_response(503, description="Database or directory unavailable.", **_PROBLEM)
+@blp.doc(security=[{"bearerAuth": []}])
+def list_encounters(
+    query: dict[str, Any], userIdentifier: str, principal: Principal, mimetype: str
+) -> Response:
+    """List the encounters a user can book (a student) or see (a staff member)."""
+    target_identifier = parse_identifier(userIdentifier)
+    settings = current_app.extensions["encounters.settings"]
+    try:
+        window = Window.of(
+            query.get("starts"),
+            query.get("ends"),
+            default_days=settings.encounter_window_days,
+            max_days=settings.encounter_max_window_days,
+        )
+    except InvalidQuery as error:
+        flask_smorest.abort(400, errors=error.errors)
+
+    resolver: UserResolver = current_app.extensions["encounters.resolver"]
+    subject = _subject_identifier(principal.subject)
+    if subject is None:
+        caller_user, target = None, None
+    elif target_identifier == ME:
+        caller_user = target = resolver.resolve([subject])[0]
+    else:
+        caller_user, target = resolver.resolve([subject, target_identifier])
+
+    decision = may_view(Caller(caller_user, principal.roles), target)
+    if decision is Decision.FORBIDDEN:
+        flask_smorest.abort(403, message="Only a known Student or StaffMember may call this.")
+    if decision is Decision.NOT_FOUND or target is None:
+        flask_smorest.abort(404, message=NOT_FOUND_DETAIL)
+
+    encounters = available_encounters(target, window, query.get("unit"), query.get("online"))
+    return json_response(_ENCOUNTERS.dump(encounters), mimetype)
+
+
+def _subject_identifier(subject: str) -> UserIdentifier | None:
+    """The token subject as an identifier; one that names nobody (`me`, malformed) is None."""
+    try:
+        identifier = parse_identifier(subject)
+    except InvalidIdentifier:
+        return None
+    return None if identifier.kind is IdentifierKind.ME else identifier
