@@ -34,7 +34,9 @@ class Unauthenticated(Exception):
         """The `WWW-Authenticate` value (RFC 6750 section 3)."""
         if self.description is None:
             return f'Bearer realm="{REALM}"'
-        return f'Bearer realm="{REALM}", error="invalid_token", error_description="{self.description}"'
+        return (
+            f'Bearer realm="{REALM}", error="invalid_token", error_description="{self.description}"'
+        )
 
 
 class TokenVerifier:

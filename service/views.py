@@ -14,8 +14,15 @@ from werkzeug import Response
 from schemas.encounters import EncounterQuerySchema, EncounterSchema
 from schemas.problems import ProblemSchema
 from service.encounters import InvalidQuery, Window, available_encounters
-from service.identifiers import ME, IdentifierKind, InvalidIdentifier, UserIdentifier, parse_identifier
+from service.identifiers import (
+    ME,
+    IdentifierKind,
+    InvalidIdentifier,
+    UserIdentifier,
+    parse_identifier,
+)
 from service.policy import Caller, Decision, may_view
+from service.problems import abort
 from service.representations import json_response, negotiate
 from service.resolvers import UserResolver
 from service.tokens import Principal, TokenVerifier
@@ -34,7 +41,9 @@ class Blueprint(flask_smorest.Blueprint):
 
 
 blp = Blueprint(
-    "encounters", __name__, description="The encounters a student can book or a staff member can see."
+    "encounters",
+    __name__,
+    description="The encounters a student can book or a staff member can see.",
 )
 _ENCOUNTERS = EncounterSchema(many=True)
 _PROBLEM = {"schema": ProblemSchema, "content_type": "application/problem+json"}
@@ -79,7 +88,7 @@ def list_encounters(
             max_days=settings.encounter_max_window_days,
         )
     except InvalidQuery as error:
-        flask_smorest.abort(400, errors=error.errors)
+        abort(400, errors=error.errors)
 
     resolver: UserResolver = current_app.extensions["encounters.resolver"]
     subject = _subject_identifier(principal.subject)
@@ -92,9 +101,9 @@ def list_encounters(
 
     decision = may_view(Caller(caller_user, principal.roles), target)
     if decision is Decision.FORBIDDEN:
-        flask_smorest.abort(403, message="Only a known Student or StaffMember may call this.")
+        abort(403, "Only a known Student or StaffMember may call this.")
     if decision is Decision.NOT_FOUND or target is None:
-        flask_smorest.abort(404, message=NOT_FOUND_DETAIL)
+        abort(404, NOT_FOUND_DETAIL)
 
     encounters = available_encounters(target, window, query.get("unit"), query.get("online"))
     return json_response(_ENCOUNTERS.dump(encounters), mimetype)
