@@ -60,7 +60,9 @@ class Api(flask_smorest.Api):
     """flask-smorest's Api, answering every HTTP error as problem details."""
 
     ERROR_SCHEMA = ProblemSchema
-    DEFAULT_ERROR_RESPONSE_NAME = "Problem"
+    # No catch-all "default" response: each operation lists every status it can answer, so the
+    # document is exact (and flask-smorest would point "default" at a component it never adds).
+    DEFAULT_ERROR_RESPONSE_NAME = None
 
     def handle_http_exception(self, error: HTTPException) -> Response:
         """Turn werkzeug's and flask-smorest's HTTP errors into problem details."""
