@@ -12,6 +12,7 @@ from service.config import Settings
 
 REALM = "encounters"
 _TIME_CLAIMS = ("exp", "nbf", "iat")
+JWKS_REFETCH_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,14 @@ class TokenVerifier:
             self._key = load_pem_public_key(settings.jwt_public_key.replace("\\n", "\n").encode())
         else:
             assert settings.jwt_jwks_url is not None
-            self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True, timeout=5)
+            # An unknown kid refetches the key set at most once a minute (SPEC 4.1), so made-up
+            # kids cannot turn the service into a JWKS fetcher; the cooldown needs PyJWT 2.14.
+            self._jwks = jwt.PyJWKClient(
+                settings.jwt_jwks_url,
+                cache_keys=True,
+                timeout=5,
+                cooldown_duration=JWKS_REFETCH_SECONDS,
+            )
 
     def authenticate(self, authorization: str | None) -> Principal:
         """Verify an `Authorization` header value and return the principal it carries."""

@@ -11,11 +11,11 @@ counts hits: none may ever reach it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hmac
 import http.server
 import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -470,48 +470,56 @@ ATTACKS = [
 ]
 
 
-class BaitServer(http.server.ThreadingHTTPServer):
-    """A local HTTP server that answers every request with an attacker's key set, and counts."""
+class KeyServer(http.server.ThreadingHTTPServer):
+    """A local HTTP server that answers every GET with `body` (a JWK Set), counting the hits."""
 
     hits: list[str]
+    body: bytes
 
 
-class _BaitHandler(http.server.BaseHTTPRequestHandler):
+class _KeyHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        assert isinstance(self.server, BaitServer)
+        assert isinstance(self.server, KeyServer)
         self.server.hits.append(self.path)
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
-        self.wfile.write(b'{"keys": []}')
+        self.wfile.write(self.server.body)
 
     def log_message(self, format: str, *args: Any) -> None:
         return None
 
 
-def free_port(ports: range) -> int:
-    """The first port of `ports` nobody listens on (this engineer's range only)."""
-    for port in ports:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) != 0:
-                return port
-    raise RuntimeError(f"no free port in {ports}")
-
-
-@pytest.fixture(scope="module")
-def bait() -> Iterator[BaitServer]:
-    """The server the attacks' URLs point at; a hit means the service fetched one."""
-    server = BaitServer(("127.0.0.1", free_port(PORTS)), _BaitHandler)
-    server.hits = []
+@contextlib.contextmanager
+def key_server(body: bytes) -> Iterator[KeyServer]:
+    """A KeyServer on the first free port of this engineer's range, for the block's duration."""
+    for port in PORTS:
+        try:
+            server = KeyServer(("127.0.0.1", port), _KeyHandler)
+        except OSError:
+            continue
+        break
+    else:
+        raise RuntimeError(f"no free port in {PORTS}")
+    server.hits, server.body = [], body
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture(scope="module")
-def kit(bait: BaitServer) -> Kit:
+def bait() -> Iterator[KeyServer]:
+    """The server the attacks' URLs point at, offering an empty key set; no hit may come."""
+    with key_server(b'{"keys": []}') as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def kit(bait: KeyServer) -> Kit:
     """Keys made for this run: the RSA deployment's, and an attacker's."""
     deployment_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return Kit(
@@ -528,7 +536,7 @@ def kit(bait: BaitServer) -> Kit:
 def test_token_attack(
     attack: Attack,
     kit: Kit,
-    bait: BaitServer,
+    bait: KeyServer,
     config: dict[str, Any],
     dataset: Dataset,
     caplog: pytest.LogCaptureFixture,
@@ -551,3 +559,52 @@ def test_token_attack(
     assert not leaks_in(body, sent), leaks_in(body, sent)
     assert not leaks_in(log_text(caplog.records), sent)
     assert bait.hits == [], "the service fetched a URL named in a token"
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        """The current reading."""
+        return self.now
+
+
+def test_unknown_kids_refetch_the_key_set_at_most_once_a_minute(
+    kit: Kit, config: dict[str, Any], dataset: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flood of made-up `kid`s must not turn the service into a JWKS fetcher (SPEC 4.1)."""
+    clock = Clock()
+    monkeypatch.setattr(jwt.jwks_client, "time", clock)
+
+    def key_set(*kids: str) -> bytes:
+        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(kit.deployment_key.public_key()))
+        return json.dumps({"keys": [{**jwk, "kid": kid, "alg": "RS256"} for kid in kids]}).encode()
+
+    def status(kid: str, *, attacker: bool = True) -> int:
+        token = kit.rs256(claims(), attacker=attacker, kid=kid)
+        response = client.get("/users/me/encounters", headers={"Authorization": f"Bearer {token}"})
+        return response.status_code
+
+    with key_server(key_set("k1")) as server:
+        jwks = {"JWT_SECRET": None, "JWT_JWKS_URL": f"http://127.0.0.1:{server.server_port}/jwks"}
+        client = create_app({**config, **jwks, "JWT_ALGORITHMS": "RS256"}).test_client()
+
+        assert status("k1", attacker=False) == 200
+        assert len(server.hits) == 1
+        assert [status(f"made-up-{n}") for n in range(20)] == [401] * 20
+        clock.now += 45
+        assert status("made-up-after-45-s") == 401
+        assert len(server.hits) == 1, "refetched within a minute of the last fetch"
+        clock.now += 16
+        assert status("made-up-after-61-s") == 401
+        assert status("made-up-after-61-s-again") == 401
+        assert len(server.hits) == 2, "an unknown kid refetches once the minute is over"
+
+        # Key rotation still works: a new kid is found by the next allowed refetch.
+        server.body = key_set("k1", "k2")
+        clock.now += 61
+        assert status("k2", attacker=False) == 200
+        assert len(server.hits) == 3
