@@ -9,6 +9,7 @@ from typing import Any
 from marshmallow import Schema, fields, validate
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DIGITS = re.compile(r"[0-9]+")
 INT32_MAX = 2**31 - 1
 
 
@@ -39,6 +40,7 @@ class Instant(fields.Field[datetime]):
     default_error_messages = {
         "invalid": "Not an ISO 8601 date-time with offset, or a date (YYYY-MM-DD).",
         "naive": "A date-time needs an offset (for example +00:00 or Z).",
+        "range": "Outside the years 0001 to 9999 once converted to UTC.",
     }
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
@@ -53,7 +55,21 @@ class Instant(fields.Field[datetime]):
             raise self.make_error("invalid") from None
         if moment.tzinfo is None:
             raise self.make_error("naive")
-        return moment.astimezone(UTC)
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:
+            # 0001-01-01T00:00+01:00 is still year 0 in UTC, and 9999-12-31T23:00-02:00 year 10000.
+            raise self.make_error("range") from None
+
+
+class WholeNumber(fields.Integer):
+    """An integer in ASCII digits only (int() alone also takes '3_0' and full-width digits)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, str) and not _DIGITS.fullmatch(value.strip()):
+            raise self.make_error("invalid")
+        number: int = super()._deserialize(value, attr, data, **kwargs)
+        return number
 
 
 class EncounterQuerySchema(Schema):
@@ -76,7 +92,7 @@ class EncounterQuerySchema(Schema):
             "example": "2026-12-15",
         },
     )
-    unit = fields.Integer(
+    unit = WholeNumber(
         strict=False,
         validate=validate.Range(min=1, max=INT32_MAX),
         metadata={"description": "Only encounters of this unit."},

@@ -8,6 +8,7 @@ from typing import Any
 
 import flask_smorest
 from flask import current_app, request
+from marshmallow import Schema, ValidationError
 from webargs.flaskparser import FlaskParser
 from werkzeug import Response
 
@@ -32,6 +33,14 @@ NOT_FOUND_DETAIL = "No user with that identifier is visible to you."
 
 class _QueryParser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 400
+
+    def pre_load(self, location_data: Any, *, schema: Schema, req: Any, location: str) -> Any:
+        """Refuse an argument given twice: `unit=1&unit=2` has no one meaning (a 400)."""
+        names = [field.data_key or name for name, field in schema.fields.items()]
+        repeated = [name for name in names if len(req.args.getlist(name)) > 1]
+        if location in ("query", "querystring") and repeated:
+            raise ValidationError({name: ["Given more than once."] for name in repeated})
+        return super().pre_load(location_data, schema=schema, req=req, location=location)
 
 
 class Blueprint(flask_smorest.Blueprint):
