@@ -9,6 +9,7 @@ from flask import Flask
 
 from service.config import Settings
 from service.db import db
+from service.identifiers import IdentifierConverter
 from service.problems import Api, register_error_handlers
 from service.request_ids import init_request_ids
 from service.resolvers import load_resolver
@@ -45,6 +46,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     # flask-smorest's Api keeps one OpenAPI document per app, so each app gets its own.
     api = Api(app)
+    app.url_map.converters["identifier"] = IdentifierConverter
     from service.health import blp as health_blp
     from service.views import blp as encounters_blp
 

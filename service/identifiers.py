@@ -7,7 +7,10 @@ import re
 import uuid
 from dataclasses import dataclass
 
+from werkzeug.routing import PathConverter
+
 MAX_LENGTH = 254
+REPLACEMENT_CHARACTER = "\ufffd"
 
 _HEX = "[0-9A-Fa-f]"
 _D = rf"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}"
@@ -84,3 +87,14 @@ def _check_shape(text: str) -> None:
         raise InvalidIdentifier(f"the user identifier is longer than {MAX_LENGTH} characters")
     if not text.isprintable():
         raise InvalidIdentifier("the user identifier contains control or unprintable characters")
+    if REPLACEMENT_CHARACTER in text:
+        # What werkzeug decodes invalid UTF-8 to: the identifier sent is lost, so it names nobody.
+        raise InvalidIdentifier("the user identifier is not valid UTF-8")
+
+
+class IdentifierConverter(PathConverter):
+    """The `{userIdentifier}` path segment: any characters, '/' included (sent as %2F)."""
+
+    # werkzeug's `path` pattern ('.') stops at a newline, so `%0A` missed the route (a bare 404)
+    # instead of reaching the parser and its documented 400.
+    regex = r"[^/][\s\S]*?"

@@ -71,7 +71,7 @@ def bearer_authenticated(view: Callable[..., Response]) -> Callable[..., Respons
     return authenticated
 
 
-@blp.route("/users/<path:userIdentifier>/encounters", methods=["GET"])
+@blp.route("/users/<identifier:userIdentifier>/encounters", methods=["GET"])
 @bearer_authenticated
 @blp.arguments(EncounterQuerySchema, location="query")
 @blp.response(200, EncounterSchema(many=True), description="The encounters, by start then Id.")
