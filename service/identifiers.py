@@ -95,6 +95,7 @@ def _check_shape(text: str) -> None:
 class IdentifierConverter(PathConverter):
     """The `{userIdentifier}` path segment: any characters, '/' included (sent as %2F)."""
 
-    # werkzeug's `path` pattern ('.') stops at a newline, so `%0A` missed the route (a bare 404)
-    # instead of reaching the parser and its documented 400.
-    regex = r"[^/][\s\S]*?"
+    # werkzeug's `path` pattern ('[^/].*?') stops at a newline and refuses a leading '/', so
+    # `%0A` or `%2F...` missed the route (a bare 404) instead of reaching the parser.
+    regex = r"[\s\S]+?"
+    part_isolating = False  # spans '/'; werkzeug would guess True from a regex without one

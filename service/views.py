@@ -71,7 +71,9 @@ def bearer_authenticated(view: Callable[..., Response]) -> Callable[..., Respons
     return authenticated
 
 
-@blp.route("/users/<identifier:userIdentifier>/encounters", methods=["GET"])
+# merge_slashes=False: a reference id with '//' (sent as %2F%2F) must reach the parser as sent,
+# not be redirected (308) to the path of another identifier.
+@blp.route("/users/<identifier:userIdentifier>/encounters", methods=["GET"], merge_slashes=False)
 @bearer_authenticated
 @blp.arguments(EncounterQuerySchema, location="query")
 @blp.response(200, EncounterSchema(many=True), description="The encounters, by start then Id.")

@@ -59,6 +59,9 @@ PATHS = [
     ("%zz", RUI, 404, None),
     ("..%2F..%2Fetc%2Fpasswd", RUI, 404, None),
     ("ST%2F2026%2F7", SARA, 200, None),  # a reference id with '/' (SPEC 3)
+    ("a%2F%2Fb", RUI, 404, None),  # not redirected (308) to the path of 'a/b'
+    ("%2F%00", RUI, 400, "userIdentifier"),  # a leading '/' reaches the parser too
+    ("ST-000123%2F", RUI, 404, None),  # not redirected to ST-000123's path
     ("ST/2026/7", SARA, 200, None),
     ("ref%3Ame", RUI, 200, None),
     ("%7B1B4E28BA-2FA1-11D2-883F-0016D3CCA427%7D", RUI, 404, None),  # a GUID nobody has
