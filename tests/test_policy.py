@@ -49,9 +49,9 @@ TABLE = [
     (RUI, {S, M}, ANA, Decision.ALLOW),  # several roles: the directory's is among them
     (ANA, {S, M}, BRUNO, Decision.NOT_FOUND),  # ...and the directory's role is what counts
     (RUI, {" StaffMember"}, ANA, Decision.FORBIDDEN),  # no trimming
-    (RUI, {"StaffMembеr"}, ANA, Decision.FORBIDDEN),  # Cyrillic е
+    (RUI, {"StaffMemb\u0435r"}, ANA, Decision.FORBIDDEN),  # Cyrillic ie
     (RUI, {"Staff Member"}, ANA, Decision.FORBIDDEN),
-    (ANA, {"ſtudent"}, ANA, Decision.FORBIDDEN),  # long s folds to "s" under casefold()
+    (ANA, {"\u017ftudent"}, ANA, Decision.FORBIDDEN),  # long s folds to "s" under casefold()
     (None, {S}, ANA, Decision.FORBIDDEN),  # subject is no known user
     (None, {M}, None, Decision.FORBIDDEN),  # 403 wins over 404
 ]
