@@ -58,11 +58,16 @@ PROBLEM = "application/problem+json"
 
 
 def free_port(ports: range = PORTS) -> int:
-    """The first port of `ports` nothing listens on."""
+    """The first port of `ports` that can be bound (as gunicorn binds: with SO_REUSEADDR)."""
     for port in ports:
+        # Binding, not connecting: a client socket of another process may hold the port too.
         with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) != 0:
-                return port
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
 
 

@@ -7,8 +7,6 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from werkzeug.routing import PathConverter
-
 MAX_LENGTH = 254
 REPLACEMENT_CHARACTER = "\ufffd"
 
@@ -90,12 +88,3 @@ def _check_shape(text: str) -> None:
     if REPLACEMENT_CHARACTER in text:
         # What werkzeug decodes invalid UTF-8 to: the identifier sent is lost, so it names nobody.
         raise InvalidIdentifier("the user identifier is not valid UTF-8")
-
-
-class IdentifierConverter(PathConverter):
-    """The `{userIdentifier}` path segment: any characters, '/' included (sent as %2F)."""
-
-    # werkzeug's `path` pattern ('[^/].*?') stops at a newline and refuses a leading '/', so
-    # `%0A` or `%2F...` missed the route (a bare 404) instead of reaching the parser.
-    regex = r"[\s\S]+?"
-    part_isolating = False  # spans '/'; werkzeug would guess True from a regex without one

@@ -154,7 +154,7 @@ def bearer_token(authorization: str | None) -> str:
         raise Unauthenticated()
     token = token.strip()
     if not token:
-        raise Unauthenticated("the bearer token is empty")
+        raise Unauthenticated()
     return token
 
 

@@ -11,6 +11,7 @@ from flask import current_app, request
 from marshmallow import Schema, ValidationError
 from webargs.flaskparser import FlaskParser
 from werkzeug import Response
+from werkzeug.routing import PathConverter
 
 from schemas.encounters import EncounterQuerySchema, EncounterSchema
 from schemas.problems import ProblemSchema
@@ -29,6 +30,15 @@ from service.resolvers import UserResolver
 from service.tokens import Principal, TokenVerifier
 
 NOT_FOUND_DETAIL = "No user with that identifier is visible to you."
+
+
+class IdentifierConverter(PathConverter):
+    """A path segment that may hold `/` (sent as %2F) and control characters, for a clear 400."""
+
+    # Unlike `path`, a leading '/' (%2Fabc) is allowed too, so every identifier reaches the
+    # parser; part_isolating is set because werkzeug guesses it from a '/' in the regex.
+    regex = "(?s:.+?)"
+    part_isolating = False
 
 
 class _QueryParser(FlaskParser):
@@ -55,6 +65,7 @@ blp = Blueprint(
     description="The encounters a student can book or a staff member can see.",
 )
 _ENCOUNTERS = EncounterSchema(many=True)
+
 _PROBLEM = {"schema": ProblemSchema, "content_type": "application/problem+json"}
 
 
@@ -84,7 +95,31 @@ def bearer_authenticated(view: Callable[..., Response]) -> Callable[..., Respons
 @blp.alt_response(404, description="No such user, or one the caller may not see.", **_PROBLEM)
 @blp.alt_response(406, description="Accept admits neither JSON type.", **_PROBLEM)
 @blp.alt_response(503, description="Database or directory unavailable.", **_PROBLEM)
-@blp.doc(security=[{"bearerAuth": []}])
+@blp.doc(
+    security=[{"bearerAuth": []}],
+    parameters=[
+        {
+            "in": "path",
+            "name": "userIdentifier",
+            "required": True,
+            "schema": {"type": "string", "maxLength": 254},
+            "description": "A GUID (D, N, B or P format), an email, a reference id (`/` as %2F), "
+            "`me`, or explicit `id:`, `email:` or `ref:` followed by one of those.",
+        }
+    ],
+    responses={
+        "200": {
+            "content": {
+                media_type: {"schema": {"type": "array", "items": "Encounter"}}
+                for media_type in ("application/json", "text/json")
+            },
+            "headers": {
+                "ETag": {"schema": {"type": "string"}, "description": "Strong validator."},
+                "Cache-Control": {"schema": {"type": "string", "example": "private, no-cache"}},
+            },
+        }
+    },
+)
 def list_encounters(
     query: dict[str, Any], userIdentifier: str, principal: Principal, mimetype: str
 ) -> Response:
@@ -127,3 +162,15 @@ def _subject_identifier(subject: str) -> UserIdentifier | None:
     except InvalidIdentifier:
         return None
     return None if identifier.kind is IdentifierKind.ME else identifier
+
+
+# `/users//encounters` names an empty identifier: a 400 like any malformed one, not a routing 404.
+blp.record(
+    lambda state: state.app.add_url_rule(
+        "/users//encounters",
+        endpoint="empty_identifier",
+        view_func=state.app.view_functions[f"{blp.name}.list_encounters"],
+        defaults={"userIdentifier": ""},
+        merge_slashes=False,
+    )
+)
