@@ -50,8 +50,10 @@ class CurrentApp:
 
     def __init__(self, app: Flask) -> None:
         self.app = app
+        self.calls = 0
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        self.calls += 1
         return self.app(environ, start_response)
 
 
@@ -75,6 +77,13 @@ known_users_schema = schemathesis.openapi.from_dict(_with_known_identifiers(DOCU
     path_regex="encounters"
 )
 known_users_schema.app = CURRENT
+
+
+@pytest.fixture(scope="module", autouse=True)
+def request_count() -> Iterator[None]:
+    """Say how many requests schemathesis sent (shown with `pytest -s`)."""
+    yield
+    print(f"\nschemathesis sent {CURRENT.calls} requests ({FUZZ_EXAMPLES} examples per test)")
 
 
 @pytest.fixture(autouse=True)
