@@ -21,7 +21,7 @@ API_VERSION = "1.0.0"
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app from `config` (upper-case names), or from the environment when None."""
     settings = Settings.from_environment() if config is None else Settings.from_mapping(config)
-    app = Flask(__name__, instance_relative_config=False)
+    app = Flask(__name__, static_folder=None)
     app.config.update(
         API_TITLE=API_TITLE,
         API_VERSION=API_VERSION,
@@ -46,8 +46,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # flask-smorest's Api keeps one OpenAPI document per app, so each app gets its own.
     api = Api(app)
     from service.health import blp as health_blp
+    from service.views import IdentifierConverter
     from service.views import blp as encounters_blp
 
+    app.url_map.converters["identifier"] = IdentifierConverter
+    api.register_converter(IdentifierConverter, lambda _converter: {"type": "string"})
     api.register_blueprint(encounters_blp)
     api.register_blueprint(health_blp)
     register_error_handlers(app)
