@@ -54,7 +54,9 @@ def _dialect_insert(connection: Connection) -> Callable[[Table], Any]:
     try:
         return dialects[connection.dialect.name]
     except KeyError:
-        raise RuntimeError(f"upserts need PostgreSQL or SQLite, not {connection.dialect.name}")
+        raise RuntimeError(
+            f"upserts need PostgreSQL or SQLite, not {connection.dialect.name}"
+        ) from None
 
 
 def _copy_rows(connection: Connection, table: Table, rows: Iterable[dict[str, Any]]) -> int:
@@ -63,9 +65,9 @@ def _copy_rows(connection: Connection, table: Table, rows: Iterable[dict[str, An
     driver = connection.connection.driver_connection
     assert driver is not None
     count = 0
-    with driver.cursor() as cursor:
-        with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([row[name] for name in names])
-                count += 1
+    statement = f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row([row[name] for name in names])
+            count += 1
     return count

@@ -34,19 +34,152 @@ PARALLEL_CLASSES = (7, 11)
 # Active bookings per encounter: 60 % none, then one, two, three, or full to capacity.
 BOOKING_SHARES = ((0.60, 0), (0.80, 1), (0.90, 2), (0.95, 3))
 
-FIRST_NAMES = """ana bruno carla diego elena fabio gabriela hugo ines joao julia kevin laura
-marco nadia oscar paula rafael sara tiago ursula vitor wanda xavier yara zeca amelia bernardo
-camila duarte eva filipe gloria henrique irene jorge lucia mateus nuno olivia pedro rita""".split()
-LAST_NAMES = """lima silva santos costa pereira oliveira rodrigues martins ferreira alves gomes
-ribeiro carvalho lopes sousa garcia fernandez gonzalez lopez martinez sanchez perez romero torres
-ramirez flores rivera moreno jimenez ruiz navarro castro ortiz rubio molina delgado""".split()
-CITIES = """Lisbon|Porto|Coimbra|Braga|Faro|Madrid|Barcelona|Valencia|Seville|Bilbao|Malaga|
-Zaragoza|São Paulo|Rio de Janeiro|Curitiba|Recife|Salvador|Fortaleza|Belo Horizonte|Porto Alegre|
-Brasília|Buenos Aires|Córdoba|Rosario|Mendoza|Santiago|Valparaíso|Lima|Arequipa|Bogotá|Medellín|
-Cali|Quito|Guayaquil|Montevideo|Asunción|La Paz|Mexico City|Guadalajara|Monterrey|Puebla|Lyon|
-Milan|Turin|Munich|Hamburg|Warsaw|Krakow|Prague|Vienna""".replace("\n", "").split("|")
-DISTRICTS = """Downtown|Old Town|Riverside|University|Harbour|North|South|East|West|Station""".split(
-    "|"
+FIRST_NAMES = (
+    "ana",
+    "bruno",
+    "carla",
+    "diego",
+    "elena",
+    "fabio",
+    "gabriela",
+    "hugo",
+    "ines",
+    "joao",
+    "julia",
+    "kevin",
+    "laura",
+    "marco",
+    "nadia",
+    "oscar",
+    "paula",
+    "rafael",
+    "sara",
+    "tiago",
+    "ursula",
+    "vitor",
+    "wanda",
+    "xavier",
+    "yara",
+    "zeca",
+    "amelia",
+    "bernardo",
+    "camila",
+    "duarte",
+    "eva",
+    "filipe",
+    "gloria",
+    "henrique",
+    "irene",
+    "jorge",
+    "lucia",
+    "mateus",
+    "nuno",
+    "olivia",
+    "pedro",
+    "rita",
+)
+LAST_NAMES = (
+    "lima",
+    "silva",
+    "santos",
+    "costa",
+    "pereira",
+    "oliveira",
+    "rodrigues",
+    "martins",
+    "ferreira",
+    "alves",
+    "gomes",
+    "ribeiro",
+    "carvalho",
+    "lopes",
+    "sousa",
+    "garcia",
+    "fernandez",
+    "gonzalez",
+    "lopez",
+    "martinez",
+    "sanchez",
+    "perez",
+    "romero",
+    "torres",
+    "ramirez",
+    "flores",
+    "rivera",
+    "moreno",
+    "jimenez",
+    "ruiz",
+    "navarro",
+    "castro",
+    "ortiz",
+    "rubio",
+    "molina",
+    "delgado",
+)
+CITIES = (
+    "Lisbon",
+    "Porto",
+    "Coimbra",
+    "Braga",
+    "Faro",
+    "Madrid",
+    "Barcelona",
+    "Valencia",
+    "Seville",
+    "Bilbao",
+    "Malaga",
+    "Zaragoza",
+    "São Paulo",
+    "Rio de Janeiro",
+    "Curitiba",
+    "Recife",
+    "Salvador",
+    "Fortaleza",
+    "Belo Horizonte",
+    "Porto Alegre",
+    "Brasília",
+    "Buenos Aires",
+    "Córdoba",
+    "Rosario",
+    "Mendoza",
+    "Santiago",
+    "Valparaíso",
+    "Lima",
+    "Arequipa",
+    "Bogotá",
+    "Medellín",
+    "Cali",
+    "Quito",
+    "Guayaquil",
+    "Montevideo",
+    "Asunción",
+    "La Paz",
+    "Mexico City",
+    "Guadalajara",
+    "Monterrey",
+    "Puebla",
+    "Lyon",
+    "Milan",
+    "Turin",
+    "Munich",
+    "Hamburg",
+    "Warsaw",
+    "Krakow",
+    "Prague",
+    "Vienna",
+)
+# A network opens downtown first: C-001 is Lisbon Downtown, C-051 Lisbon Old Town.
+DISTRICTS = (
+    "Downtown",
+    "Old Town",
+    "Riverside",
+    "University",
+    "Harbour",
+    "North",
+    "South",
+    "East",
+    "West",
+    "Station",
 )
 TABLES = Base.metadata.tables
 # Children before parents, so that emptying never trips a foreign key.
@@ -112,8 +245,7 @@ class _DemoNetwork:
         return counts
 
     def center_rows(self) -> list[dict[str, Any]]:
-        names = [f"{city} {district}" for city in CITIES for district in DISTRICTS]
-        self.rng.shuffle(names)
+        names = [f"{city} {district}" for district in DISTRICTS for city in CITIES]
         return [
             {
                 "id": center_id,
@@ -131,7 +263,7 @@ class _DemoNetwork:
         homes[0] = 0  # ST-000001, the student the README's curl line uses, studies at C-001.
         rows = []
         for number, home in enumerate(homes, start=1):
-            unit = self.rng.randint(1, UNITS)
+            unit: int | None = self.rng.randint(1, UNITS)
             if number > 1 and self.rng.random() < NO_UNIT_SHARE:
                 unit = None  # between courses: such a student sees no encounters
             student = self.user_row(f"ST-{number:06d}", f"{number}@example.com", Role.STUDENT)
@@ -153,7 +285,9 @@ class _DemoNetwork:
             if number == 1 and 0 not in centers:
                 centers[0] = 0  # SM-0001 works at C-001, so they may see ST-000001's encounters.
             rows.append(member)
-            assignments += [{"user_id": member["id"], "center_id": self.centers[c]} for c in centers]
+            assignments += [
+                {"user_id": member["id"], "center_id": self.centers[c]} for c in centers
+            ]
         return rows, assignments
 
     def user_row(self, reference: str, email_tail: str, role: Role) -> dict[str, Any]:
@@ -191,11 +325,17 @@ class _DemoNetwork:
                     }
                     encounters.append(encounter)
                     if not encounter["cancelled"]:
-                        pool = self.online[unit] if encounter["is_online"] else self.local[center, unit]
+                        pool = (
+                            self.online[unit]
+                            if encounter["is_online"]
+                            else self.local[center, unit]
+                        )
                         bookings += self.booking_rows(encounter, pool)
         return encounters, bookings
 
-    def booking_rows(self, encounter: dict[str, Any], pool: list[uuid.UUID]) -> list[dict[str, Any]]:
+    def booking_rows(
+        self, encounter: dict[str, Any], pool: list[uuid.UUID]
+    ) -> list[dict[str, Any]]:
         draw = self.rng.random()
         wanted = next((n for share, n in BOOKING_SHARES if draw < share), encounter["capacity"])
         extra = self.rng.random() < EXTRA_CANCELLED_BOOKING  # someone who booked, then cancelled

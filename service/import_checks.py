@@ -1,4 +1,4 @@
-"""The consistency stage of load-data: duplicates, dangling references and key clashes, by record."""
+"""The consistency stage of load-data: duplicates, dangling references and key clashes."""
 
 from __future__ import annotations
 
@@ -91,7 +91,10 @@ def _references(connection: Connection, report: _Report, records: Records) -> No
             report.add("encounters", index, "CenterId: " + MISSING.format("center"))
 
     known_encounters = _existing(
-        connection, Encounter.id, {e["id"] for e in encounters}, {b["encounter_id"] for b in bookings}
+        connection,
+        Encounter.id,
+        {e["id"] for e in encounters},
+        {b["encounter_id"] for b in bookings},
     )
     known_users = _existing(
         connection, User.id, {u["id"] for u in users}, {b["user_id"] for b in bookings}

@@ -15,10 +15,9 @@ import pytest
 from click.testing import Result
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, text
 
-from service.models import Base
-from tests.conftest import BASE, Dataset, Tokens, backend_name, row_counts
+from tests.conftest import BASE, Dataset, Tokens, backend_name, row_counts, table_snapshot
 
 
 def gid(name: str) -> str:
@@ -73,17 +72,6 @@ def load(app: Flask, tmp_path: Path, document: Any) -> Result:
     path = tmp_path / "document.json"
     path.write_text(document if isinstance(document, str) else json.dumps(document))
     return app.test_cli_runner().invoke(args=["load-data", str(path)])
-
-
-def snapshot(engine: Engine) -> dict[str, list[tuple[str, ...]]]:
-    """Every row of every table, for proving that a rejected load changed nothing."""
-    with engine.connect() as connection:
-        return {
-            table.name: sorted(
-                tuple(map(str, row)) for row in connection.execute(select(table))
-            )
-            for table in Base.metadata.sorted_tables
-        }
 
 
 def ids(response: Any) -> list[str]:
@@ -155,8 +143,14 @@ def test_second_load_updates_in_place(
 def test_users_may_swap_emails_and_reference_ids(
     app: Flask, client: FlaskClient, dataset: Dataset, tokens: Tokens, tmp_path: Path
 ) -> None:
-    ana = {"Id": str(dataset["ana"]), "ReferenceId": "ST/2026/7", "Email": "bruno@example.com",
-           "Role": "Student", "CenterId": str(dataset["lisbon"]), "CurrentUnit": 3}
+    ana = {
+        "Id": str(dataset["ana"]),
+        "ReferenceId": "ST/2026/7",
+        "Email": "bruno@example.com",
+        "Role": "Student",
+        "CenterId": str(dataset["lisbon"]),
+        "CurrentUnit": 3,
+    }
     bruno = {"Id": str(dataset["bruno"]), "ReferenceId": "ST-000123", "Email": "ana.lima@example.com",
              "Role": "Student", "CenterId": str(dataset["porto"]), "CurrentUnit": 3}  # fmt: skip
     result = load(app, tmp_path, {"users": [ana, bruno]})
@@ -250,7 +244,7 @@ def test_malformed_document_changes_nothing(
     change, message = MALFORMED[case]
     document = valid_document()
     change(document)
-    before = snapshot(engine)
+    before = table_snapshot(engine)
 
     result = load(app, tmp_path, document)
 
@@ -258,7 +252,7 @@ def test_malformed_document_changes_nothing(
     assert result.stdout == ""
     assert result.stderr.startswith("Error: nothing was written;")
     assert message in result.stderr
-    assert snapshot(engine) == before
+    assert table_snapshot(engine) == before
 
 
 @pytest.mark.parametrize(
@@ -268,21 +262,20 @@ def test_malformed_document_changes_nothing(
         ("", "the document is not JSON: Expecting value (line 1, column 1)"),
         ('{"centers": [], "centers": []}', "the key 'centers' appears twice in one object"),
         ('{"encounters": [{"Capacity": NaN}]}', "the document is not JSON: NaN is not a JSON number"),
-        ("[]", "the document must be a JSON object with the lists centers, users, encounters, "
-               "bookings, not an array"),
+        ("[]", "must be a JSON object with the lists centers, users, encounters, bookings, not an array"),
         ('"users"', "not a single value"),
     ],
 )  # fmt: skip
 def test_text_that_is_no_document_changes_nothing(
     text: str, message: str, app: Flask, engine: Engine, dataset: Dataset, tmp_path: Path
 ) -> None:
-    before = snapshot(engine)
+    before = table_snapshot(engine)
 
     result = load(app, tmp_path, text)
 
     assert result.exit_code == 1
     assert message in result.stderr
-    assert snapshot(engine) == before
+    assert table_snapshot(engine) == before
 
 
 def test_bytes_that_are_no_text_change_nothing(app: Flask, engine: Engine, tmp_path: Path) -> None:
@@ -337,7 +330,7 @@ def test_large_document_with_one_bad_record_at_the_end(
     bookings[-1]["Cancelled"] = "no"
     document = {"centers": valid_document()["centers"][:1], "users": students,
                 "encounters": encounters, "bookings": bookings}  # fmt: skip
-    before = snapshot(engine)
+    before = table_snapshot(engine)
     began = time.perf_counter()
 
     result = load(app, tmp_path, document)
@@ -349,7 +342,7 @@ def test_large_document_with_one_bad_record_at_the_end(
         f"  bookings[{last}] (EncounterId {bookings[-1]['EncounterId']}, "
         f"UserId {bookings[-1]['UserId']}): Cancelled: Not a valid boolean (true or false)."
     ]
-    assert snapshot(engine) == before
+    assert table_snapshot(engine) == before
     assert elapsed < 60, f"validating 200,000 records took {elapsed:.1f} s"
 
 
@@ -357,7 +350,7 @@ def test_database_failure_mid_write_undoes_everything(
     app: Flask, engine: Engine, dataset: Dataset, tmp_path: Path
 ) -> None:
     """A write the checks cannot foresee (a trigger here) fails: earlier writes are undone too."""
-    before = snapshot(engine)
+    before = table_snapshot(engine)
     with engine.begin() as connection:
         for statement in TRIGGER[backend_name()]["create"]:
             connection.execute(text(statement))
@@ -370,23 +363,23 @@ def test_database_failure_mid_write_undoes_everything(
 
     assert result.exit_code == 1
     assert "the database failed, so everything was undone: bookings are closed" in result.stderr
-    assert snapshot(engine) == before
+    assert table_snapshot(engine) == before
 
 
 TRIGGER = {
     "sqlite": {
         "create": [
-            "CREATE TRIGGER refuse_bookings BEFORE INSERT ON bookings "
-            "BEGIN SELECT RAISE(ABORT, 'bookings are closed'); END"
+            "CREATE TRIGGER refuse_bookings BEFORE INSERT ON bookings"
+            " BEGIN SELECT RAISE(ABORT, 'bookings are closed'); END"
         ],
         "drop": ["DROP TRIGGER refuse_bookings"],
     },
     "postgresql": {
         "create": [
-            "CREATE FUNCTION refuse_bookings() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'bookings are closed'; END $$",
-            "CREATE TRIGGER refuse_bookings BEFORE INSERT ON bookings "
-            "FOR EACH ROW EXECUTE FUNCTION refuse_bookings()",
+            "CREATE FUNCTION refuse_bookings() RETURNS trigger LANGUAGE plpgsql"
+            " AS $$ BEGIN RAISE EXCEPTION 'bookings are closed'; END $$",
+            "CREATE TRIGGER refuse_bookings BEFORE INSERT ON bookings"
+            " FOR EACH ROW EXECUTE FUNCTION refuse_bookings()",
         ],
         "drop": ["DROP TRIGGER refuse_bookings ON bookings", "DROP FUNCTION refuse_bookings()"],
     },
