@@ -33,6 +33,8 @@ WEEKDAY_HOURS = range(8, 21)
 PARALLEL_CLASSES = (7, 11)
 # Active bookings per encounter: 60 % none, then one, two, three, or full to capacity.
 BOOKING_SHARES = ((0.60, 0), (0.80, 1), (0.90, 2), (0.95, 3))
+# ...when at least this many students could take the class; fewer students, fewer bookings.
+FULL_DEMAND_POOL = 25
 
 FIRST_NAMES = (
     "ana",
@@ -336,6 +338,8 @@ class _DemoNetwork:
     def booking_rows(
         self, encounter: dict[str, Any], pool: list[uuid.UUID]
     ) -> list[dict[str, Any]]:
+        if self.rng.random() * FULL_DEMAND_POOL > len(pool):
+            return []  # few students could take this class
         draw = self.rng.random()
         wanted = next((n for share, n in BOOKING_SHARES if draw < share), encounter["capacity"])
         extra = self.rng.random() < EXTRA_CANCELLED_BOOKING  # someone who booked, then cancelled

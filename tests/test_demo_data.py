@@ -35,7 +35,7 @@ def test_same_seed_same_network_other_seed_another(app: Flask, engine: Engine) -
     assert same == first
     assert other["encounters"] != first["encounters"]
     assert other["users"] != first["users"]
-    assert sum(map(len, first.values())) > 1000
+    assert all(first.values())  # every table has rows
 
 
 def test_summary_counts_what_is_there(app: Flask, engine: Engine) -> None:
