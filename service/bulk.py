@@ -42,7 +42,11 @@ def upsert_rows(
         for column in table.columns
         if column.name not in keys
     }
-    statement = insert.on_conflict_do_update(index_elements=list(keys), set_=changing)
+    statement = (
+        insert.on_conflict_do_update(index_elements=list(keys), set_=changing)
+        if changing
+        else insert.on_conflict_do_nothing(index_elements=list(keys))
+    )
     for batch in batches(rows, BATCH_ROWS):
         connection.execute(statement, batch)
     return len(rows)

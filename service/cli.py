@@ -51,18 +51,32 @@ def load_data(file: BinaryIO) -> None:
 @click.command("demo-data")
 @with_appcontext
 @click.option("--centers", default=5, show_default=True, type=click.IntRange(1, 100_000))
-@click.option("--students", default=200, show_default=True, type=click.IntRange(1, 10_000_000))
 @click.option(
-    "--staff", type=click.IntRange(1, 1_000_000), help="Staff members  [default: students/50]"
+    "--students",
+    default=200,
+    show_default=True,
+    type=click.IntRange(1, 10_000_000),
+    help="ST-000001 is always a student of C-001 with a current unit.",
 )
-@click.option("--days", default=14, show_default=True, type=click.IntRange(1, 366))
-@click.option("--seed", default=7, show_default=True, type=int)
+@click.option(
+    "--staff",
+    type=click.IntRange(1, 1_000_000),
+    help="Staff members; SM-0001 works at C-001.  [default: students/50, at least 1]",
+)
+@click.option(
+    "--days",
+    default=14,
+    show_default=True,
+    type=click.IntRange(1, 366),
+    help="Days of encounters from the start day (Sundays closed).",
+)
+@click.option("--seed", default=7, show_default=True, type=int, help="Same seed, same network.")
 @click.option(
     "--start",
     type=click.DateTime(["%Y-%m-%d"]),
-    help="First day of encounters (UTC)  [default: today]",
+    help="First day of encounters, from 00:00 UTC.  [default: today]",
 )
-@click.option("--replace", is_flag=True, help="Delete every center, user and encounter first.")
+@click.option("--replace", is_flag=True, help="Delete every row of the five tables first.")
 def demo_data(
     centers: int,
     students: int,

@@ -36,153 +36,34 @@ BOOKING_SHARES = ((0.60, 0), (0.80, 1), (0.90, 2), (0.95, 3))
 # ...when at least this many students could take the class; fewer students, fewer bookings.
 FULL_DEMAND_POOL = 25
 
-FIRST_NAMES = (
-    "ana",
-    "bruno",
-    "carla",
-    "diego",
-    "elena",
-    "fabio",
-    "gabriela",
-    "hugo",
-    "ines",
-    "joao",
-    "julia",
-    "kevin",
-    "laura",
-    "marco",
-    "nadia",
-    "oscar",
-    "paula",
-    "rafael",
-    "sara",
-    "tiago",
-    "ursula",
-    "vitor",
-    "wanda",
-    "xavier",
-    "yara",
-    "zeca",
-    "amelia",
-    "bernardo",
-    "camila",
-    "duarte",
-    "eva",
-    "filipe",
-    "gloria",
-    "henrique",
-    "irene",
-    "jorge",
-    "lucia",
-    "mateus",
-    "nuno",
-    "olivia",
-    "pedro",
-    "rita",
-)
-LAST_NAMES = (
-    "lima",
-    "silva",
-    "santos",
-    "costa",
-    "pereira",
-    "oliveira",
-    "rodrigues",
-    "martins",
-    "ferreira",
-    "alves",
-    "gomes",
-    "ribeiro",
-    "carvalho",
-    "lopes",
-    "sousa",
-    "garcia",
-    "fernandez",
-    "gonzalez",
-    "lopez",
-    "martinez",
-    "sanchez",
-    "perez",
-    "romero",
-    "torres",
-    "ramirez",
-    "flores",
-    "rivera",
-    "moreno",
-    "jimenez",
-    "ruiz",
-    "navarro",
-    "castro",
-    "ortiz",
-    "rubio",
-    "molina",
-    "delgado",
-)
-CITIES = (
-    "Lisbon",
-    "Porto",
-    "Coimbra",
-    "Braga",
-    "Faro",
-    "Madrid",
-    "Barcelona",
-    "Valencia",
-    "Seville",
-    "Bilbao",
-    "Malaga",
-    "Zaragoza",
-    "São Paulo",
-    "Rio de Janeiro",
-    "Curitiba",
-    "Recife",
-    "Salvador",
-    "Fortaleza",
-    "Belo Horizonte",
-    "Porto Alegre",
-    "Brasília",
-    "Buenos Aires",
-    "Córdoba",
-    "Rosario",
-    "Mendoza",
-    "Santiago",
-    "Valparaíso",
-    "Lima",
-    "Arequipa",
-    "Bogotá",
-    "Medellín",
-    "Cali",
-    "Quito",
-    "Guayaquil",
-    "Montevideo",
-    "Asunción",
-    "La Paz",
-    "Mexico City",
-    "Guadalajara",
-    "Monterrey",
-    "Puebla",
-    "Lyon",
-    "Milan",
-    "Turin",
-    "Munich",
-    "Hamburg",
-    "Warsaw",
-    "Krakow",
-    "Prague",
-    "Vienna",
-)
+FIRST_NAMES = """
+ana bruno carla diego elena fabio gabriela hugo ines joao julia kevin laura marco nadia oscar
+paula rafael sara tiago ursula vitor wanda xavier yara zeca amelia bernardo camila duarte eva
+filipe gloria henrique irene jorge lucia mateus nuno olivia pedro rita
+""".split()  # noqa: SIM905 (a word list reads best as text)
+LAST_NAMES = """
+lima silva santos costa pereira oliveira rodrigues martins ferreira alves gomes ribeiro carvalho
+lopes sousa garcia fernandez gonzalez lopez martinez sanchez perez romero torres ramirez flores
+rivera moreno jimenez ruiz navarro castro ortiz rubio molina delgado
+""".split()  # noqa: SIM905 (a word list reads best as text)
+CITIES = [
+    name.strip()
+    for name in """
+Lisbon, Porto, Coimbra, Braga, Faro, Madrid, Barcelona, Valencia, Seville, Bilbao, Malaga,
+Zaragoza, São Paulo, Rio de Janeiro, Curitiba, Recife, Salvador, Fortaleza, Belo Horizonte,
+Porto Alegre, Brasília, Buenos Aires, Córdoba, Rosario, Mendoza, Santiago, Valparaíso, Lima,
+Arequipa, Bogotá, Medellín, Cali, Quito, Guayaquil, Montevideo, Asunción, La Paz, Mexico City,
+Guadalajara, Monterrey, Puebla, Lyon, Milan, Turin, Munich, Hamburg, Warsaw, Krakow, Prague,
+Vienna
+""".split(",")  # noqa: SIM905
+]
 # A network opens downtown first: C-001 is Lisbon Downtown, C-051 Lisbon Old Town.
-DISTRICTS = (
-    "Downtown",
-    "Old Town",
-    "Riverside",
-    "University",
-    "Harbour",
-    "North",
-    "South",
-    "East",
-    "West",
-    "Station",
-)
+DISTRICTS = [
+    name.strip()
+    for name in """
+Downtown, Old Town, Riverside, University, Harbour, North, South, East, West, Station
+""".split(",")  # noqa: SIM905
+]
 TABLES = Base.metadata.tables
 # Children before parents, so that emptying never trips a foreign key.
 EMPTYING_ORDER = ("bookings", "staff_centers", "encounters", "users", "centers")

@@ -59,9 +59,9 @@ class LoadSummary:
 
     def __str__(self) -> str:
         return (
-            f"loaded (inserted or updated) {self.centers} centers, {self.users} users "
-            f"({self.staff_assignments} staff assignments), {self.encounters} encounters "
-            f"and {self.bookings} bookings"
+            f"loaded (inserted or updated) {self.centers:,} centers, {self.users:,} users "
+            f"({self.staff_assignments:,} staff assignments), {self.encounters:,} encounters "
+            f"and {self.bookings:,} bookings"
         )
 
 
