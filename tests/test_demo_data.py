@@ -112,6 +112,11 @@ def test_readme_users_are_served(
 ) -> None:
     assert demo(app).exit_code == 0  # today, as `make run` builds it
 
+    default_window = client.get(
+        "/users/me/encounters", headers=tokens.header("ST-000001", "Student")
+    )
+    assert default_window.status_code == 200
+    assert default_window.get_json()
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
     own = client.get(
         f"/users/me/encounters?from={tomorrow}", headers=tokens.header("ST-000001", "Student")
