@@ -19,8 +19,11 @@ class EncounterSchema(Schema):
     Id = fields.UUID(attribute="id", required=True)
     DateTime = fields.DateTime(format="iso", attribute="starts_at", required=True)
     EndDate = fields.DateTime(format="iso", attribute="ends_at", required=True)
-    Duration = fields.Integer(attribute="duration", required=True, metadata={
-        "description": "Length in whole minutes (EndDate - DateTime)"})
+    Duration = fields.Integer(
+        attribute="duration",
+        required=True,
+        metadata={"description": "Length in whole minutes (EndDate - DateTime)"},
+    )
     Status = fields.String(
         attribute="status", required=True, validate=validate.OneOf(["Available", "Booked", "Full"])
     )
@@ -67,8 +70,8 @@ class EncounterQuerySchema(Schema):
     ends = Instant(
         data_key="to",
         metadata={
-            "description": "Encounters that start before this "
-            "(default: from + ENCOUNTER_WINDOW_DAYS; at most ENCOUNTER_MAX_WINDOW_DAYS after from).",
+            "description": "Encounters that start before this (default: from + "
+            "ENCOUNTER_WINDOW_DAYS; at most ENCOUNTER_MAX_WINDOW_DAYS after from).",
             "type": "string",
             "example": "2026-12-15",
         },

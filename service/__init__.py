@@ -24,7 +24,7 @@ API_VERSION = "1.0.0"
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app from `config` (upper-case names), or from the environment when None."""
     settings = Settings.from_environment() if config is None else Settings.from_mapping(config)
-    app = Flask(__name__, instance_relative_config=False)
+    app = Flask(__name__, static_folder=None)
     app.config.update(
         API_TITLE=API_TITLE,
         API_VERSION=API_VERSION,
@@ -54,8 +54,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api = Api(app)
     from service.docs_ui import blp as swagger_ui_blp
     from service.health import blp as health_blp
+    from service.views import IdentifierConverter
     from service.views import blp as encounters_blp
 
+    app.url_map.converters["identifier"] = IdentifierConverter
+    api.register_converter(IdentifierConverter, lambda _converter: {"type": "string"})
     api.register_blueprint(encounters_blp)
     api.register_blueprint(health_blp)
     app.register_blueprint(swagger_ui_blp)

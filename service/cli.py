@@ -8,6 +8,7 @@ from typing import Any
 import click
 import jwt
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 from service.config import HMAC_ALGORITHMS, Settings
 from service.db import db
@@ -21,6 +22,7 @@ def register_commands(app: Flask) -> None:
 
 
 @click.command("init-db")
+@with_appcontext
 def init_db() -> None:
     """Migrate the database to the newest schema (idempotent)."""
     upgrade(db.engine)
@@ -28,6 +30,7 @@ def init_db() -> None:
 
 
 @click.command("issue-token")
+@with_appcontext
 @click.argument("identifier")
 @click.option("--role", default="Student", show_default=True, help="Student or StaffMember.")
 @click.option("--ttl", default=3600, show_default=True, type=click.IntRange(1, 366 * 86400))

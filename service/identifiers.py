@@ -42,7 +42,11 @@ class InvalidIdentifier(ValueError):
 
 
 ME = UserIdentifier(IdentifierKind.ME, "me")
-_EXPLICIT = {"id:": IdentifierKind.ID, "email:": IdentifierKind.EMAIL, "ref:": IdentifierKind.REFERENCE}
+_EXPLICIT = {
+    "id:": IdentifierKind.ID,
+    "email:": IdentifierKind.EMAIL,
+    "ref:": IdentifierKind.REFERENCE,
+}
 
 
 def parse_identifier(raw: str) -> UserIdentifier:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
-from typing import Any
+from typing import Any, NoReturn
 
 import flask_smorest
 from flask import Flask, g, json
@@ -46,6 +46,17 @@ def problem(
     return response
 
 
+def abort(
+    status: int, detail: str | None = None, errors: dict[str, list[str]] | None = None
+) -> NoReturn:
+    """Stop the request with a problem-details error (`errors` per field, for a 400)."""
+    data: dict[str, Any] = {"errors": errors} if errors else {}
+    if detail is not None:
+        data["message"] = detail
+    flask_smorest.abort(status, **data)
+    raise AssertionError("unreachable")  # flask_smorest.abort always raises
+
+
 class Api(flask_smorest.Api):
     """flask-smorest's Api, answering every HTTP error as problem details."""
 
@@ -64,7 +75,7 @@ class Api(flask_smorest.Api):
             },
         )
 
-    def handle_http_exception(self, error: HTTPException) -> Response:  # type: ignore[override]
+    def handle_http_exception(self, error: HTTPException) -> Response:
         """Turn werkzeug's and flask-smorest's HTTP errors into problem details."""
         status = error.code or 500
         headers = {
@@ -118,7 +129,7 @@ def _flatten(messages: Any) -> dict[str, list[str]]:
     flat: dict[str, list[str]] = {}
     for fields in (messages or {}).values():
         for name, problems in (fields or {}).items():
-            flat[str(name)] = [str(p) for p in problems] if isinstance(problems, list) else [
-                str(problems)
-            ]
+            flat[str(name)] = (
+                [str(p) for p in problems] if isinstance(problems, list) else [str(problems)]
+            )
     return flat

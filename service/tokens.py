@@ -37,7 +37,9 @@ class Unauthenticated(Exception):
         """The `WWW-Authenticate` value (RFC 6750 section 3)."""
         if self.description is None:
             return f'Bearer realm="{REALM}"'
-        return f'Bearer realm="{REALM}", error="invalid_token", error_description="{self.description}"'
+        return (
+            f'Bearer realm="{REALM}", error="invalid_token", error_description="{self.description}"'
+        )
 
 
 class TokenVerifier:
@@ -152,7 +154,7 @@ def bearer_token(authorization: str | None) -> str:
         raise Unauthenticated()
     token = token.strip()
     if not token:
-        raise Unauthenticated("the bearer token is empty")
+        raise Unauthenticated()
     return token
 
 

@@ -10,17 +10,31 @@ import flask_smorest
 from flask import current_app, request
 from webargs.flaskparser import FlaskParser
 from werkzeug import Response
+from werkzeug.routing import PathConverter
 
 from schemas.encounters import EncounterQuerySchema, EncounterSchema
 from schemas.problems import ProblemSchema
 from service.encounters import InvalidQuery, Window, available_encounters
-from service.identifiers import ME, IdentifierKind, InvalidIdentifier, UserIdentifier, parse_identifier
+from service.identifiers import (
+    ME,
+    IdentifierKind,
+    InvalidIdentifier,
+    UserIdentifier,
+    parse_identifier,
+)
 from service.policy import Caller, Decision, may_view
+from service.problems import abort
 from service.representations import json_response, negotiate
 from service.resolvers import UserResolver
 from service.tokens import Principal, TokenVerifier
 
 NOT_FOUND_DETAIL = "No user with that identifier is visible to you."
+
+
+class IdentifierConverter(PathConverter):
+    """A path segment that may hold `/` (sent as %2F) and control characters, for a clear 400."""
+
+    regex = "[^/](?s:.*?)"
 
 
 class _QueryParser(FlaskParser):
@@ -34,9 +48,12 @@ class Blueprint(flask_smorest.Blueprint):
 
 
 blp = Blueprint(
-    "encounters", __name__, description="The encounters a student can book or a staff member can see."
+    "encounters",
+    __name__,
+    description="The encounters a student can book or a staff member can see.",
 )
 _ENCOUNTERS = EncounterSchema(many=True)
+
 _PROBLEM = {"schema": ProblemSchema, "content_type": "application/problem+json"}
 
 
@@ -53,7 +70,7 @@ def bearer_authenticated(view: Callable[..., Response]) -> Callable[..., Respons
     return authenticated
 
 
-@blp.route("/users/<path:userIdentifier>/encounters", methods=["GET"])
+@blp.route("/users/<identifier:userIdentifier>/encounters", methods=["GET"])
 @bearer_authenticated
 @blp.arguments(EncounterQuerySchema, location="query")
 @blp.response(200, EncounterSchema(many=True), description="The encounters, by start then Id.")
@@ -64,7 +81,31 @@ def bearer_authenticated(view: Callable[..., Response]) -> Callable[..., Respons
 @blp.alt_response(404, description="No such user, or one the caller may not see.", **_PROBLEM)
 @blp.alt_response(406, description="Accept admits neither JSON type.", **_PROBLEM)
 @blp.alt_response(503, description="Database or directory unavailable.", **_PROBLEM)
-@blp.doc(security=[{"bearerAuth": []}])
+@blp.doc(
+    security=[{"bearerAuth": []}],
+    parameters=[
+        {
+            "in": "path",
+            "name": "userIdentifier",
+            "required": True,
+            "schema": {"type": "string", "maxLength": 254},
+            "description": "A GUID (D, N, B or P format), an email, a reference id (`/` as %2F), "
+            "`me`, or explicit `id:`, `email:` or `ref:` followed by one of those.",
+        }
+    ],
+    responses={
+        "200": {
+            "content": {
+                media_type: {"schema": {"type": "array", "items": "Encounter"}}
+                for media_type in ("application/json", "text/json")
+            },
+            "headers": {
+                "ETag": {"schema": {"type": "string"}, "description": "Strong validator."},
+                "Cache-Control": {"schema": {"type": "string", "example": "private, no-cache"}},
+            },
+        }
+    },
+)
 def list_encounters(
     query: dict[str, Any], userIdentifier: str, principal: Principal, mimetype: str
 ) -> Response:
@@ -79,7 +120,7 @@ def list_encounters(
             max_days=settings.encounter_max_window_days,
         )
     except InvalidQuery as error:
-        flask_smorest.abort(400, errors=error.errors)
+        abort(400, errors=error.errors)
 
     resolver: UserResolver = current_app.extensions["encounters.resolver"]
     subject = _subject_identifier(principal.subject)
@@ -92,9 +133,9 @@ def list_encounters(
 
     decision = may_view(Caller(caller_user, principal.roles), target)
     if decision is Decision.FORBIDDEN:
-        flask_smorest.abort(403, message="Only a known Student or StaffMember may call this.")
+        abort(403, "Only a known Student or StaffMember may call this.")
     if decision is Decision.NOT_FOUND or target is None:
-        flask_smorest.abort(404, message=NOT_FOUND_DETAIL)
+        abort(404, NOT_FOUND_DETAIL)
 
     encounters = available_encounters(target, window, query.get("unit"), query.get("online"))
     return json_response(_ENCOUNTERS.dump(encounters), mimetype)
@@ -107,3 +148,15 @@ def _subject_identifier(subject: str) -> UserIdentifier | None:
     except InvalidIdentifier:
         return None
     return None if identifier.kind is IdentifierKind.ME else identifier
+
+
+# `/users//encounters` names an empty identifier: a 400 like any malformed one, not a routing 404.
+blp.record(
+    lambda state: state.app.add_url_rule(
+        "/users//encounters",
+        endpoint="empty_identifier",
+        view_func=state.app.view_functions[f"{blp.name}.list_encounters"],
+        defaults={"userIdentifier": ""},
+        merge_slashes=False,
+    )
+)

@@ -142,9 +142,7 @@ class Tokens:
         }
         payload.update(claims)
         payload = {name: value for name, value in payload.items() if value is not None}
-        return jwt.encode(
-            payload, key or self.secret, algorithm=algorithm, headers=headers
-        )
+        return jwt.encode(payload, key or self.secret, algorithm=algorithm, headers=headers)
 
     def header(
         self, subject: Any = "ST-000123", role: Any = "Student", **claims: Any
@@ -271,8 +269,7 @@ def insert_dataset(engine: Engine) -> Dataset:
             )
         session.flush()
         session.add_all(
-            Booking(encounter_id=ids[e], user_id=ids[u], cancelled=c)
-            for e, u, c in BOOKINGS
+            Booking(encounter_id=ids[e], user_id=ids[u], cancelled=c) for e, u, c in BOOKINGS
         )
         session.commit()
     return Dataset(ids)  # fmt: skip

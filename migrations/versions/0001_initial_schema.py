@@ -36,15 +36,9 @@ def upgrade() -> None:
         sa.Column("is_online", sa.Boolean(), nullable=False),
         sa.Column("capacity", sa.Integer(), nullable=False),
         sa.Column("cancelled", sa.Boolean(), server_default=sa.false(), nullable=False),
-        sa.CheckConstraint(
-            "capacity >= 0", name=op.f("ck_encounters_capacity_not_negative")
-        ),
-        sa.CheckConstraint(
-            "ends_at > starts_at", name=op.f("ck_encounters_ends_after_start")
-        ),
-        sa.CheckConstraint(
-            "unit_number >= 1", name=op.f("ck_encounters_unit_positive")
-        ),
+        sa.CheckConstraint("capacity >= 0", name=op.f("ck_encounters_capacity_not_negative")),
+        sa.CheckConstraint("ends_at > starts_at", name=op.f("ck_encounters_ends_after_start")),
+        sa.CheckConstraint("unit_number >= 1", name=op.f("ck_encounters_unit_positive")),
         sa.ForeignKeyConstraint(
             ["center_id"], ["centers.id"], name=op.f("fk_encounters_center_id_centers")
         ),
@@ -74,9 +68,7 @@ def upgrade() -> None:
         sa.Column("email_key", sa.String(length=254), nullable=False),
         sa.Column("reference_id", sa.String(length=254), nullable=False),
         sa.Column("reference_key", sa.String(length=254), nullable=False),
-        sa.Column(
-            "role", sa.Enum("Student", "StaffMember", name="user_role"), nullable=False
-        ),
+        sa.Column("role", sa.Enum("Student", "StaffMember", name="user_role"), nullable=False),
         sa.Column("center_id", sa.Uuid(), nullable=True),
         sa.Column("current_unit", sa.Integer(), nullable=True),
         sa.CheckConstraint(

@@ -1,0 +1,97 @@
+"""SPEC 4.2 over HTTP: 403 for the wrong caller, the same 404 for "missing" and "not yours"."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.conftest import Dataset, Tokens
+
+
+@pytest.mark.parametrize(
+    ("caller", "role", "path", "status"),
+    [
+        ("ST-000123", "Student", "/users/me/encounters", 200),
+        ("ST-000123", "Student", "/users/ST-000123/encounters", 200),
+        ("ST-000123", "Student", "/users/bruno@example.com/encounters", 404),
+        ("ST-000123", "Student", "/users/SM-1/encounters", 404),
+        ("SM-1", "StaffMember", "/users/ST-000123/encounters", 200),  # shares Lisbon
+        ("SM-1", "StaffMember", "/users/ST%2F2026%2F7/encounters", 404),  # bruno is in Porto
+        ("SM-2", "StaffMember", "/users/ST%2F2026%2F7/encounters", 200),
+        ("SM-2", "StaffMember", "/users/SM-1/encounters", 404),  # no common center
+        ("SM-1", "StaffMember", "/users/me/encounters", 200),
+        ("SM-1", "StaffMember", "/users/no-such-user/encounters", 404),
+        # Rule 1: token role and directory role must agree.
+        ("ST-000123", "StaffMember", "/users/me/encounters", 403),
+        ("SM-1", "Student", "/users/SM-1/encounters", 403),
+        ("ST-000123", "Teacher", "/users/me/encounters", 403),
+        ("ST-000123", ["Teacher", "student"], "/users/me/encounters", 200),
+        ("ST-000123", [], "/users/me/encounters", 403),
+        ("ST-000123", None, "/users/me/encounters", 403),
+        ("nobody@example.com", "Student", "/users/me/encounters", 403),
+        ("me", "Student", "/users/me/encounters", 403),  # `me` names no one as a subject
+        ("no-such-user", "StaffMember", "/users/ST-000123/encounters", 403),
+        # The subject may be any spelling of SPEC 3.
+        ("ana.lima@EXAMPLE.com", "Student", "/users/me/encounters", 200),
+        ("email:ana.lima@example.com", "Student", "/users/me/encounters", 200),
+        ("ref:ST-000123", "Student", "/users/ST-000123/encounters", 200),
+    ],
+)
+def test_who_may_call(
+    client: FlaskClient,
+    dataset: Dataset,
+    tokens: Tokens,
+    caller: str,
+    role: object,
+    path: str,
+    status: int,
+) -> None:
+    response = client.get(path, headers=tokens.header(caller, role))
+    assert response.status_code == status, response.get_json()
+    if status >= 400:
+        assert response.content_type == "application/problem+json"
+        assert response.get_json()["status"] == status
+
+
+def test_the_subject_may_be_the_users_guid(
+    client: FlaskClient, dataset: Dataset, tokens: Tokens
+) -> None:
+    for spelling in (str(dataset["ana"]), dataset["ana"].hex.upper(), f"{{{dataset['ana']}}}"):
+        assert (
+            client.get("/users/me/encounters", headers=tokens.header(spelling)).status_code == 200
+        )
+
+
+def _without_request_id(response_text: str) -> dict[str, object]:
+    body = json.loads(response_text)
+    body.pop("request_id")
+    return body
+
+
+def test_missing_and_not_yours_are_byte_identical_but_for_the_request_id(
+    client: FlaskClient, dataset: Dataset, tokens: Tokens
+) -> None:
+    staff = tokens.header("SM-1", "StaffMember")
+    answers = [
+        client.get(path, headers=staff)
+        for path in (
+            "/users/ST%2F2026%2F7/encounters",  # exists, other center
+            "/users/nobody-at-all/encounters",  # does not exist
+            "/users/bruno@example.com/encounters",
+            "/users/ghost@example.com/encounters",
+            f"/users/{'0' * 32}/encounters",
+            "/users/SM-2/encounters",
+        )
+    ]
+    assert {r.status_code for r in answers} == {404}
+    texts = [r.get_data(as_text=True) for r in answers]
+    ids = [json.loads(t)["request_id"] for t in texts]
+    stripped = {t.replace(i, "") for t, i in zip(texts, ids, strict=True)}
+    assert len(stripped) == 1, stripped
+    headers = [
+        sorted((k, v) for k, v in r.headers.items() if k not in {"X-Request-ID"}) for r in answers
+    ]
+    assert all(h == headers[0] for h in headers)
+    assert "bruno" not in texts[0] and "ST/2026/7" not in texts[0]
