@@ -30,7 +30,7 @@ def _whole_number(name: str, default: int) -> int:
     if not raw:
         return default
     if not raw.isdigit() or int(raw) < 1:
-        sys.exit(f"encounters: configuration error: {name} must be a whole number >= 1, got {raw!r}")
+        sys.exit(f"encounters: configuration error: {name} must be a whole number >= 1: {raw!r}")
     return int(raw)
 
 

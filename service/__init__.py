@@ -11,7 +11,7 @@ from service.config import Settings
 from service.db import db
 from service.docs_ui import ASSETS_URL, SWAGGER_UI_CONFIG
 from service.logs import init_access_log
-from service.metrics import TimedResolver, init_metrics
+from service.metrics import init_metrics
 from service.problems import Api, register_error_handlers
 from service.request_ids import init_request_ids
 from service.resolvers import load_resolver
@@ -65,7 +65,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
 
     app.extensions["encounters.verifier"] = TokenVerifier(settings)
-    app.extensions["encounters.resolver"] = TimedResolver(load_resolver(app, settings.user_resolver))
+    app.extensions["encounters.resolver"] = load_resolver(app, settings.user_resolver)
 
     from service.cli import register_commands
 

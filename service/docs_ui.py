@@ -18,6 +18,4 @@ blp = Blueprint("swagger_ui_assets", __name__)
 def swagger_ui_asset(filename: str) -> Response:
     """One file of the swagger-ui distribution bundled by swagger-ui-bundle-v2."""
     # send_from_directory refuses paths that leave the folder (404), so `filename` is safe.
-    return send_from_directory(
-        str(swagger_ui_path), filename, max_age=_ASSETS_MAX_AGE_SECONDS
-    )
+    return send_from_directory(str(swagger_ui_path), filename, max_age=_ASSETS_MAX_AGE_SECONDS)

@@ -85,14 +85,14 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
             "gunicorn.error": {"level": level, "handlers": ["stderr"], "propagate": False},
             # Alembic announces its plugins at INFO whenever it is imported: noise in a server.
             "alembic": {"level": "WARNING"},
-            # gunicorn's own access line carries the raw path (an email, maybe): the app logs its own.
+            # gunicorn's access line has the raw path (an email, maybe): the app logs its own.
             "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
         },
     }
 
 
 def route_template() -> str:
-    """The matched route as OpenAPI writes it (`/users/{userIdentifier}/encounters`), never the path."""
+    """The matched route as OpenAPI writes it, `/users/{userIdentifier}/encounters`: no raw path."""
     rule = request.url_rule
     if rule is None:
         return UNMATCHED_ROUTE

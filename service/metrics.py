@@ -99,7 +99,7 @@ def _statement_failed(context: Any) -> None:
 
 
 class TimedResolver:
-    """Wraps a resolver, timing each call; everything else is the wrapped resolver's."""
+    """A resolver's stand-in for one request, timing each call of the real one."""
 
     def __init__(self, resolver: UserResolver) -> None:
         self.resolver = resolver
@@ -108,6 +108,3 @@ class TimedResolver:
         """The wrapped resolver's answer, timed."""
         with RESOLVER_SECONDS.time():
             return self.resolver.resolve(identifiers)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.resolver, name)

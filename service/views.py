@@ -22,6 +22,7 @@ from service.identifiers import (
     UserIdentifier,
     parse_identifier,
 )
+from service.metrics import TimedResolver
 from service.policy import Caller, Decision, may_view
 from service.problems import abort
 from service.representations import json_response, negotiate
@@ -122,7 +123,7 @@ def list_encounters(
     except InvalidQuery as error:
         abort(400, errors=error.errors)
 
-    resolver: UserResolver = current_app.extensions["encounters.resolver"]
+    resolver: UserResolver = TimedResolver(current_app.extensions["encounters.resolver"])
     subject = _subject_identifier(principal.subject)
     if subject is None:
         caller_user, target = None, None

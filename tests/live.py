@@ -5,6 +5,7 @@ Every port comes from PORT_RANGE, the range this project's tests may use on a sh
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -211,10 +212,8 @@ def _pump(source: socket.socket, sink: socket.socket) -> None:
 
 
 def _close(connection: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         connection.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
     connection.close()
 
 

@@ -78,9 +78,7 @@ def test_openapi_documents_every_status_of_the_endpoint(client: FlaskClient) -> 
 
 
 def test_readiness_documents_its_503(client: FlaskClient) -> None:
-    responses = client.get("/openapi.json").get_json()["paths"]["/health/ready"]["get"][
-        "responses"
-    ]
+    responses = client.get("/openapi.json").get_json()["paths"]["/health/ready"]["get"]["responses"]
     assert {"200", "503"} <= set(responses)
 
 

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from service.tokens import TokenVerifier
-from tests.conftest import Dataset, Tokens
+from tests.conftest import Tokens
 from tests.live import JwksServer
 
 PATH = "/users/me/encounters"

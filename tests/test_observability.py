@@ -98,7 +98,9 @@ def test_logs_of_a_full_run_are_json_lines_without_secrets(
 
     lines = [line for line in server.log_lines() if line.strip()]
     records = [json.loads(line) for line in lines]  # every line is one JSON object
-    assert all(isinstance(r, dict) and {"level", "logger", "message", "time"} <= set(r) for r in records)
+    assert all(
+        isinstance(r, dict) and {"level", "logger", "message", "time"} <= set(r) for r in records
+    )
 
     text = "\n".join(lines).lower()
     forbidden = [SECRET, *sent, *(token.rsplit(".", 1)[1] for token in sent)]

@@ -89,8 +89,10 @@ def _hmac_with(secret: bytes, tokens: Tokens) -> str:
         return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=")
 
     now = int(time.time())
-    signing_input = part({"alg": "HS256", "typ": "JWT"}) + b"." + part(
-        {"sub": "ST-000123", "role": "Student", "iat": now, "exp": now + 600}
+    signing_input = (
+        part({"alg": "HS256", "typ": "JWT"})
+        + b"."
+        + part({"sub": "ST-000123", "role": "Student", "iat": now, "exp": now + 600})
     )
     signature = base64.urlsafe_b64encode(hmac.new(secret, signing_input, hashlib.sha256).digest())
     return (signing_input + b"." + signature.rstrip(b"=")).decode()
