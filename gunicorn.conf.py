@@ -43,7 +43,8 @@ bind = [os.environ.get("BIND") or f"0.0.0.0:{os.environ.get('PORT') or '8000'}"]
 workers = _whole_number("WEB_CONCURRENCY", min(2 * _cores() + 1, 12))
 threads = _whole_number("GUNICORN_THREADS", 1)
 timeout = _whole_number("GUNICORN_TIMEOUT", 30)
-graceful_timeout = _whole_number("GUNICORN_GRACEFUL_TIMEOUT", 30)
+# Below the 30 s an orchestrator (Kubernetes by default) waits after SIGTERM before SIGKILL.
+graceful_timeout = _whole_number("GUNICORN_GRACEFUL_TIMEOUT", 25)
 keepalive = 5
 # Workers import the app after fork (no preload): each opens its own database connections.
 preload_app = False

@@ -4,6 +4,7 @@ refetched for an unknown kid at most once a minute, and still working through an
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from service.tokens import TokenVerifier
 from tests.conftest import Tokens
-from tests.live import JwksServer
+from tests.live import Gunicorn, JwksServer, database_with_dataset, fetch
 
 PATH = "/users/me/encounters"
 KEYS: dict[str, Any] = {
@@ -173,3 +174,26 @@ def test_tokens_that_do_not_match_their_key_are_refused(
     response = client.get(PATH, headers=signed(tokens, kid, signer=signer))
     assert response.status_code == 401
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+
+
+def test_gunicorn_serves_rs256_tokens_from_a_jwks_on_localhost(
+    migrated_template: str, tmp_path: Path, jwks: JwksServer, tokens: Tokens
+) -> None:
+    """The deployment walk-through: JWT_JWKS_URL on 127.0.0.1, gunicorn, an RS256 token."""
+    url = database_with_dataset(migrated_template, tmp_path)
+    server = Gunicorn(
+        {"DATABASE_URL": url, "JWT_JWKS_URL": jwks.url, "JWT_ALGORITHMS": "RS256",
+         "WEB_CONCURRENCY": "2"},
+        tmp_path / "server.log",
+    ).start()  # fmt: skip
+    try:
+        for _ in range(6):
+            answer = fetch(f"{server.url}{PATH}", signed(tokens, "rsa-1"))
+            assert answer.status == 200
+            assert isinstance(answer.json(), list) and answer.json()
+        refused = fetch(f"{server.url}{PATH}", signed(tokens, "ec-1"))  # ES256 is not allowed here
+        assert refused.status == 401
+    finally:
+        server.stop()
+    # Each worker fetched the set once, at most: the cache is per process.
+    assert 1 <= jwks.fetches <= 2
