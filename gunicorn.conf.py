@@ -5,14 +5,24 @@ master, so a bad one stops gunicorn with one line instead of a loop of failing w
 """
 
 import os
+import re
 import shutil
 import sys
 import tempfile
+from typing import NoReturn
 
 # prometheus-client picks its multiprocess mode when first imported: this comes before the service.
 _OWN_METRICS_DIR = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 if _OWN_METRICS_DIR:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="encounters-metrics-")
+
+
+def _refuse(reason: str) -> NoReturn:
+    """Stop gunicorn before it starts, with one line (and no folder left behind)."""
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+    sys.exit(f"encounters: configuration error: {reason}")
+
 
 from prometheus_client import multiprocess  # noqa: E402
 
@@ -22,7 +32,10 @@ from service.logs import logging_config  # noqa: E402
 try:
     Settings.from_environment()
 except ConfigError as error:
-    sys.exit(f"encounters: configuration error: {error}")
+    _refuse(str(error))
+
+
+_METRICS_FILE = re.compile(r"(counter|gauge_[a-z]+|histogram|summary)_\d+\.db")
 
 
 def _whole_number(name: str, default: int) -> int:
@@ -30,12 +43,12 @@ def _whole_number(name: str, default: int) -> int:
     if not raw:
         return default
     if not raw.isdigit() or int(raw) < 1:
-        sys.exit(f"encounters: configuration error: {name} must be a whole number >= 1: {raw!r}")
+        _refuse(f"{name} must be a whole number >= 1, got {raw!r}")
     return int(raw)
 
 
 def _cores() -> int:
-    # The CPUs this process may run on (a container's limit), not every CPU of the host.
+    # The CPUs this process may run on (its CPU set), not every CPU of the host.
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
@@ -62,8 +75,10 @@ def on_starting(server: object) -> None:
     """Start the metrics of this server from zero: files of an earlier run would be summed in."""
     directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(directory, exist_ok=True)
+    # Only prometheus-client's own files: the folder may be shared with something else.
     for name in os.listdir(directory):
-        os.remove(os.path.join(directory, name))
+        if _METRICS_FILE.fullmatch(name):
+            os.remove(os.path.join(directory, name))
 
 
 def child_exit(server: object, worker: object) -> None:

@@ -41,6 +41,8 @@ REFUSED = [
     ({"JWT_PUBLIC_KEY": EC_PEM, "JWT_ALGORITHMS": "RS256"}, "do not fit JWT_PUBLIC_KEY"),
     ({"JWT_PUBLIC_KEY": "not a key"}, "JWT_PUBLIC_KEY is not a PEM public key"),
     ({"JWT_JWKS_URL": "http://127.0.0.1:18999/jwks", "JWT_ALGORITHMS": "HS256"}, "not HMAC"),
+    ({"JWT_JWKS_URL": "file:///etc/jwks.json"}, "JWT_JWKS_URL must be an http:// or https:// URL"),
+    ({"JWT_JWKS_URL": "login.example.com/jwks"}, "JWT_JWKS_URL must be an http:// or https:// URL"),
     ({"JWT_SECRET": SECRET, "JWT_PUBLIC_KEY": RSA_PEM}, "set only one token key source"),
     ({"JWT_SECRET": SECRET, "JWT_ALGORITHMS": "XS999"}, "unsupported algorithms"),
     ({"JWT_SECRET": SECRET, "JWT_LEEWAY_SECONDS": "soon"}, "JWT_LEEWAY_SECONDS must be a whole"),
