@@ -13,7 +13,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from flask import Blueprint, Flask, request
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import Engine, event
@@ -24,6 +30,8 @@ from service.logs import request_seconds, route_template
 from service.resolvers import DirectoryUser, UserResolver
 
 MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+# `*_created` series say when a process started counting: noise here, and absent under gunicorn.
+disable_created_metrics()
 _FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 REQUESTS = Counter(
