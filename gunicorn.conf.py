@@ -12,9 +12,11 @@ import tempfile
 from typing import NoReturn
 
 # prometheus-client picks its multiprocess mode when first imported: this comes before the service.
-_OWN_METRICS_DIR = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-if _OWN_METRICS_DIR:
+# (A SIGHUP reload reads this file again: the marker says the folder is still ours to remove.)
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="encounters-metrics-")
+    os.environ["ENCOUNTERS_OWNS_METRICS_DIR"] = "1"
+_OWN_METRICS_DIR = os.environ.get("ENCOUNTERS_OWNS_METRICS_DIR") == "1"
 
 
 def _refuse(reason: str) -> NoReturn:
