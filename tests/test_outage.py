@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy.engine import make_url
 
-from tests.conftest import POSTGRES_URL, Dataset, Tokens
-from tests.live import TcpProxy
+from tests.conftest import POSTGRES_URL, SECRET, Dataset, Tokens
+from tests.live import Gunicorn, TcpProxy, database_with_dataset, fetch
 
 pytestmark = pytest.mark.skipif(
     not POSTGRES_URL, reason="needs TEST_DATABASE_URL: an outage of SQLite cannot be staged"
@@ -73,3 +74,29 @@ def test_outage_answers_503_then_recovers_by_itself(
     assert response.status_code == 200
     assert str(dataset["lis_booked"]) in {e["Id"] for e in response.get_json()}
     assert client.get("/health/ready").status_code == 200
+
+
+def test_gunicorn_workers_ride_out_an_outage(
+    migrated_template: str, tmp_path: Path, proxy: TcpProxy, tokens: Tokens
+) -> None:
+    """The same outage under gunicorn: every worker answers 503, then every worker recovers."""
+    url = make_url(database_with_dataset(migrated_template, tmp_path))
+    proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    server = Gunicorn(
+        {"DATABASE_URL": proxied, "JWT_SECRET": SECRET, "WEB_CONCURRENCY": "2"},
+        tmp_path / "server.log",
+    ).start()
+    headers = tokens.header("ST-000123", "Student")
+    try:
+        # Several requests each time, so that both workers (each with its own pool) answer some.
+        assert {fetch(server.url + PATH, headers).status for _ in range(8)} == {200}
+        proxy.stop()
+        down = [fetch(server.url + PATH, headers) for _ in range(8)]
+        down += [fetch(server.url + "/health/ready") for _ in range(4)]
+        assert {answer.status for answer in down} == {503}
+        assert all(answer.headers["Retry-After"] for answer in down)
+        proxy.start()
+        assert {fetch(server.url + PATH, headers).status for _ in range(8)} == {200}
+        assert fetch(server.url + "/health/ready").status == 200
+    finally:
+        assert server.stop() == 0
