@@ -71,7 +71,20 @@ def bearer_authenticated(view: Callable[..., Response]) -> Callable[..., Respons
     return authenticated
 
 
-@blp.route("/users/<identifier:userIdentifier>/encounters", methods=["GET"])
+@blp.route(
+    "/users/<identifier:userIdentifier>/encounters",
+    methods=["GET"],
+    parameters=[
+        {
+            "in": "path",
+            "name": "userIdentifier",
+            "required": True,
+            "schema": {"type": "string", "maxLength": 254},
+            "description": "A GUID (D, N, B or P format), an email, a reference id (`/` as %2F), "
+            "`me`, or explicit `id:`, `email:` or `ref:` followed by one of those.",
+        }
+    ],
+)
 @bearer_authenticated
 @blp.arguments(EncounterQuerySchema, location="query")
 @blp.response(200, EncounterSchema(many=True), description="The encounters, by start then Id.")
@@ -84,16 +97,6 @@ def bearer_authenticated(view: Callable[..., Response]) -> Callable[..., Respons
 @blp.alt_response(503, description="Database or directory unavailable.", **_PROBLEM)
 @blp.doc(
     security=[{"bearerAuth": []}],
-    parameters=[
-        {
-            "in": "path",
-            "name": "userIdentifier",
-            "required": True,
-            "schema": {"type": "string", "maxLength": 254},
-            "description": "A GUID (D, N, B or P format), an email, a reference id (`/` as %2F), "
-            "`me`, or explicit `id:`, `email:` or `ref:` followed by one of those.",
-        }
-    ],
     responses={
         "200": {
             "content": {
