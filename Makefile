@@ -35,6 +35,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check service schemas tests migrations wsgi.py gunicorn.conf.py
 	$(BIN)/ruff format --check service schemas tests migrations wsgi.py gunicorn.conf.py
 	$(BIN)/mypy service schemas
+	$(BIN)/hadolint Dockerfile
 
 check: lint test
 
