@@ -14,10 +14,18 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
+FLASK := JWT_SECRET=$(DEV_SECRET) $(BIN)/flask --app wsgi
+
 run: $(BIN)/.installed
-	JWT_SECRET=$(DEV_SECRET) $(BIN)/flask --app wsgi init-db
-	JWT_SECRET=$(DEV_SECRET) $(BIN)/flask --app wsgi demo-data $(DEMO_ARGS)
-	@JWT_SECRET=$(DEV_SECRET) $(BIN)/flask --app wsgi demo-curl
+	$(FLASK) init-db
+	$(FLASK) demo-data --replace $(DEMO_ARGS)
+	@echo
+	@echo "Swagger UI: http://127.0.0.1:8000/docs (Authorize with a token below; they last 12 hours)"
+	@echo "Student ST-000001, their own encounters:"
+	@echo "  curl -s -H 'Authorization: Bearer $$($(FLASK) issue-token ST-000001 --ttl 43200)' http://127.0.0.1:8000/users/me/encounters"
+	@echo "Staff member SM-0001 (works at C-001), ST-000001's encounters:"
+	@echo "  curl -s -H 'Authorization: Bearer $$($(FLASK) issue-token SM-0001 --role StaffMember --ttl 43200)' http://127.0.0.1:8000/users/ST-000001/encounters"
+	@echo
 	JWT_SECRET=$(DEV_SECRET) BIND=127.0.0.1:8000 $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 test: $(BIN)/.installed
@@ -27,6 +35,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check service schemas tests migrations wsgi.py gunicorn.conf.py
 	$(BIN)/ruff format --check service schemas tests migrations wsgi.py gunicorn.conf.py
 	$(BIN)/mypy service schemas
+	$(BIN)/hadolint Dockerfile
 
 check: lint test
 

@@ -1,10 +1,94 @@
-"""gunicorn settings for the encounters service; every value can come from the environment."""
+"""gunicorn settings for the encounters service; every value can come from the environment.
 
-import multiprocessing
+`gunicorn -c gunicorn.conf.py wsgi:app`. The service's configuration is checked here, in the
+master, so a bad one stops gunicorn with one line instead of a loop of failing workers.
+"""
+
 import os
+import re
+import shutil
+import sys
+import tempfile
+from typing import NoReturn
 
-bind = os.environ.get("BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+# prometheus-client picks its multiprocess mode when first imported: this comes before the service.
+# (A SIGHUP reload reads this file again: the marker says the folder is still ours to remove.)
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="encounters-metrics-")
+    os.environ["ENCOUNTERS_OWNS_METRICS_DIR"] = "1"
+_OWN_METRICS_DIR = os.environ.get("ENCOUNTERS_OWNS_METRICS_DIR") == "1"
+
+
+def _refuse(reason: str) -> NoReturn:
+    """Stop gunicorn before it starts, with one line (and no folder left behind)."""
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+    sys.exit(f"encounters: configuration error: {reason}")
+
+
+from prometheus_client import multiprocess  # noqa: E402
+
+from service.config import ConfigError, Settings  # noqa: E402
+from service.logs import logging_config  # noqa: E402
+
+try:
+    Settings.from_environment()
+except ConfigError as error:
+    _refuse(str(error))
+
+
+_METRICS_FILE = re.compile(r"(counter|gauge_[a-z]+|histogram|summary)_\d+\.db")
+
+
+def _whole_number(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        _refuse(f"{name} must be a whole number >= 1, got {raw!r}")
+    return int(raw)
+
+
+def _cores() -> int:
+    # The CPUs this process may run on (its CPU set), not every CPU of the host.
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+bind = [os.environ.get("BIND") or f"0.0.0.0:{os.environ.get('PORT') or '8000'}"]
+workers = _whole_number("WEB_CONCURRENCY", min(2 * _cores() + 1, 12))
+threads = _whole_number("GUNICORN_THREADS", 1)
+timeout = _whole_number("GUNICORN_TIMEOUT", 30)
+# Below the 30 s an orchestrator (Kubernetes by default) waits after SIGTERM before SIGKILL.
+graceful_timeout = _whole_number("GUNICORN_GRACEFUL_TIMEOUT", 25)
 keepalive = 5
+# Workers import the app after fork (no preload): each opens its own database connections.
+preload_app = False
+# The app writes one JSON access line per request (with the route, not the raw path).
+accesslog = None
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+logconfig_dict = logging_config(loglevel.upper())
+proc_name = "encounters"
+# gunicorn 25's control socket defaults to one path per user ($HOME/.gunicorn): several servers of
+# one user (tests, a second deployment) would fight over it, and nothing here uses it.
+control_socket_disable = True
+
+
+def on_starting(server: object) -> None:
+    """Start the metrics of this server from zero: files of an earlier run would be summed in."""
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(directory, exist_ok=True)
+    # Only prometheus-client's own files: the folder may be shared with something else.
+    for name in os.listdir(directory):
+        if _METRICS_FILE.fullmatch(name):
+            os.remove(os.path.join(directory, name))
+
+
+def child_exit(server: object, worker: object) -> None:
+    """Let prometheus-client drop the live-only values of a worker that is gone."""
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]
+
+
+def on_exit(server: object) -> None:
+    """Remove the metrics folder this configuration made."""
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

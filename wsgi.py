@@ -5,7 +5,11 @@ import sys
 from service import create_app
 from service.config import ConfigError
 
+# gunicorn's "worker failed to boot" status: the master stops rather than respawn forever.
+WORKER_BOOT_ERROR = 3
+
 try:
     app = create_app()
 except ConfigError as error:
-    sys.exit(f"encounters: configuration error: {error}")
+    print(f"encounters: configuration error: {error}", file=sys.stderr)
+    sys.exit(WORKER_BOOT_ERROR)

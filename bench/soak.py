@@ -375,6 +375,7 @@ class Report:
     rows_before: dict[str, int]
     rows_after: dict[str, int]
     leaks: list[str]
+    log_path: Path
     problems: list[str] = field(default_factory=list)
 
     def judge(self) -> Report:
@@ -422,7 +423,7 @@ class Report:
                 f"max {max(rss) / mib:.1f}, last {rss[-1] / mib:.1f} ({len(rss)} samples)"
             )
         lines.append(f"rows unchanged: {self.rows_before == self.rows_after}")
-        lines.append(f"log leaks (emails, tokens, secret): {len(self.leaks)}")
+        lines.append(f"log leaks (emails, tokens, secret): {len(self.leaks)} in {self.log_path}")
         lines.append(f"wrong answers, 5xx or errors: {len(self.problems)}")
         lines += [f"  FAIL {problem}" for problem in self.problems[:20]]
         return lines
@@ -459,6 +460,7 @@ def soak(
     return Report(
         seconds, connections, workers, tally, memory, rows_before, rows_after,
         leaks_in(log_path.read_text(errors="replace"), [t for t in tokens if t] + [secret]),
+        log_path,
     ).judge()  # fmt: skip
 
 

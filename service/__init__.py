@@ -9,6 +9,9 @@ from flask import Flask
 
 from service.config import Settings
 from service.db import db
+from service.docs_ui import ASSETS_URL, SWAGGER_UI_CONFIG
+from service.logs import init_access_log
+from service.metrics import init_metrics
 from service.problems import Api, register_error_handlers
 from service.request_ids import init_request_ids
 from service.resolvers import load_resolver
@@ -29,6 +32,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL=ASSETS_URL,
+        OPENAPI_SWAGGER_UI_CONFIG=SWAGGER_UI_CONFIG,
         API_SPEC_OPTIONS={
             "info": {"description": "Lists the encounters (classes) a user can book or see."},
             "components": {
@@ -42,9 +47,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["encounters.settings"] = settings
     db.init_app(app, settings.database_url)
     init_request_ids(app)
+    init_access_log(app)
+    init_metrics(app)
 
     # flask-smorest's Api keeps one OpenAPI document per app, so each app gets its own.
     api = Api(app)
+    from service.docs_ui import blp as swagger_ui_blp
     from service.health import blp as health_blp
     from service.views import IdentifierConverter
     from service.views import blp as encounters_blp
@@ -53,6 +61,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.register_converter(IdentifierConverter, lambda _converter: {"type": "string"})
     api.register_blueprint(encounters_blp)
     api.register_blueprint(health_blp)
+    app.register_blueprint(swagger_ui_blp)
     register_error_handlers(app)
 
     app.extensions["encounters.verifier"] = TokenVerifier(settings)

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, BinaryIO
 
 import click
 import jwt
 from flask import Flask, current_app
 from flask.cli import with_appcontext
+from sqlalchemy import inspect
 
 from service.config import HMAC_ALGORITHMS, Settings
 from service.db import db
+from service.demo import DemoOptions, DemoRefused, create_demo_network
+from service.loading import ImportRejected, load_document, parse_document
 from service.migrate import upgrade
 
 
 def register_commands(app: Flask) -> None:
     """Add the service's commands to `flask --app wsgi`."""
     app.cli.add_command(init_db)
+    app.cli.add_command(load_data)
+    app.cli.add_command(demo_data)
     app.cli.add_command(issue_token)
 
 
@@ -27,6 +33,84 @@ def init_db() -> None:
     """Migrate the database to the newest schema (idempotent)."""
     upgrade(db.engine)
     click.echo(f"database at {db.engine.url.render_as_string()} is at the newest schema")
+
+
+@click.command("load-data")
+@with_appcontext
+@click.argument("file", type=click.File("rb"))
+def load_data(file: BinaryIO) -> None:
+    """Import FILE (JSON, `-` for stdin), upserting by Id: all of it, or nothing if any is bad."""
+    _require_schema()
+    try:
+        summary = load_document(db.engine, parse_document(file.read()))
+    except ImportRejected as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(summary)
+
+
+@click.command("demo-data")
+@with_appcontext
+@click.option("--centers", default=5, show_default=True, type=click.IntRange(1, 100_000))
+@click.option(
+    "--students",
+    default=200,
+    show_default=True,
+    type=click.IntRange(1, 10_000_000),
+    help="ST-000001 is always a student of C-001 with a current unit.",
+)
+@click.option(
+    "--staff",
+    type=click.IntRange(1, 1_000_000),
+    help="Staff members; SM-0001 works at C-001.  [default: students/50, at least 1]",
+)
+@click.option(
+    "--days",
+    default=14,
+    show_default=True,
+    type=click.IntRange(1, 366),
+    help="Days of encounters from the start day (Sundays closed).",
+)
+@click.option("--seed", default=7, show_default=True, type=int, help="Same seed, same network.")
+@click.option(
+    "--start",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="First day of encounters, from 00:00 UTC.  [default: today]",
+)
+@click.option("--replace", is_flag=True, help="Delete every row of the five tables first.")
+def demo_data(
+    centers: int,
+    students: int,
+    staff: int | None,
+    days: int,
+    seed: int,
+    start: datetime | None,
+    replace: bool,
+) -> None:
+    """Build a synthetic network, the same for the same seed and start day."""
+    _require_schema()
+    options = DemoOptions(
+        centers=centers,
+        students=students,
+        staff=staff or max(1, students // 50),
+        days=days,
+        seed=seed,
+        start=(start or datetime.now(UTC)).date(),
+    )
+    began = time.perf_counter()
+    try:
+        counts = create_demo_network(db.engine, options, replace=replace)
+    except DemoRefused as error:
+        raise click.ClickException(str(error)) from None
+    elapsed = time.perf_counter() - began
+    click.echo(
+        f"demo network (seed {seed}, {days} days from {options.start}) built in {elapsed:.1f} s: "
+        + ", ".join(f"{count:,} {name}" for name, count in counts.items())
+    )
+
+
+def _require_schema() -> None:
+    if not inspect(db.engine).has_table("users"):
+        raise click.ClickException("the database has no tables: run `flask --app wsgi init-db`")
 
 
 @click.command("issue-token")

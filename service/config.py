@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -122,6 +123,10 @@ class Settings:
         algorithms = self.jwt_algorithms or ("RS256",)
         if set(algorithms) & HMAC_ALGORITHMS:
             raise ConfigError("JWT_JWKS_URL needs public-key algorithms, not HMAC")
+        assert self.jwt_jwks_url is not None
+        url = urlsplit(self.jwt_jwks_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ConfigError("JWT_JWKS_URL must be an http:// or https:// URL")
         return replace(self, jwt_algorithms=algorithms)
 
     def _validated_secret(self) -> Settings:

@@ -11,6 +11,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+CONNECT_TIMEOUT_SECONDS = 3
+
 
 class Database:
     """One engine per app and per process; one session per request."""
@@ -46,7 +48,10 @@ class _Binding:
     def engine(self) -> Engine:
         # A pool inherited across fork() would share sockets between workers.
         if self._engine is None or self._pid != os.getpid():
+            from service.metrics import observe_engine  # here: metrics imports this module
+
             self._engine = make_engine(self.url)
+            observe_engine(self._engine)
             self._sessions = sessionmaker(self._engine, expire_on_commit=False)
             self._pid = os.getpid()
         return self._engine
@@ -60,6 +65,8 @@ class _Binding:
 def make_engine(url: str, **options: Any) -> Engine:
     """An engine for `url`, with SQLite made strict and its folder created."""
     parsed = make_url(url)
+    # Statement parameters (emails, say) must never end up in an exception message or a log.
+    options.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +75,19 @@ def make_engine(url: str, **options: Any) -> Engine:
         return engine
     options.setdefault("pool_pre_ping", True)
     options.setdefault("pool_size", 5)
-    options.setdefault("connect_args", {"connect_timeout": 5})
+    # An outage should answer 503 within a few seconds, not hold a worker until gunicorn kills it.
+    options.setdefault("pool_timeout", 5)
+    options.setdefault(
+        "connect_args",
+        {
+            "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+            # A host that vanishes without closing its sockets is noticed in seconds, not minutes.
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+            "tcp_user_timeout": 10_000,
+        },
+    )
     return create_engine(url, **options)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 
 from flask import Flask, g, request
@@ -17,6 +18,7 @@ def init_request_ids(app: Flask) -> None:
 
     @app.before_request
     def assign_request_id() -> None:
+        g.request_started = time.perf_counter()
         offered = request.headers.get(HEADER, "")
         g.request_id = offered if _WELL_FORMED.fullmatch(offered) else uuid.uuid4().hex
 

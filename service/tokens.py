@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,10 +11,10 @@ import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from service.config import Settings
+from service.jwks import JwksKeys, UnknownSigningKey
 
 REALM = "encounters"
 _TIME_CLAIMS = ("exp", "nbf", "iat")
-JWKS_REFETCH_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -41,27 +43,23 @@ class Unauthenticated(Exception):
 
 
 class TokenVerifier:
-    """Verifies tokens with the one key source the settings name; built once per app."""
+    """Verifies tokens with the one key source the settings name; built once per app.
 
-    def __init__(self, settings: Settings) -> None:
+    `clock` (monotonic seconds) paces the JWKS refetches; a test passes its own to skip a minute.
+    """
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.algorithms = list(settings.jwt_algorithms)
         self._key: Any = None
-        self._jwks: jwt.PyJWKClient | None = None
+        self._jwks: JwksKeys | None = None
         if settings.jwt_secret is not None:
             self._key = settings.jwt_secret.encode()
         elif settings.jwt_public_key is not None:
             self._key = load_pem_public_key(settings.jwt_public_key.replace("\\n", "\n").encode())
         else:
             assert settings.jwt_jwks_url is not None
-            # An unknown kid refetches the key set at most once a minute (SPEC 4.1), so made-up
-            # kids cannot turn the service into a JWKS fetcher; the cooldown needs PyJWT 2.14.
-            self._jwks = jwt.PyJWKClient(
-                settings.jwt_jwks_url,
-                cache_keys=True,
-                timeout=5,
-                cooldown_duration=JWKS_REFETCH_SECONDS,
-            )
+            self._jwks = JwksKeys(settings.jwt_jwks_url, clock)
 
     def authenticate(self, authorization: str | None) -> Principal:
         """Verify an `Authorization` header value and return the principal it carries."""
@@ -76,7 +74,7 @@ class TokenVerifier:
             self._check_header(header)
             claims: dict[str, Any] = jwt.decode(
                 token,
-                self._signing_key(token),
+                self._signing_key(header),
                 algorithms=self.algorithms,
                 audience=self.settings.jwt_audience,
                 issuer=self.settings.jwt_issuer,
@@ -120,14 +118,16 @@ class TokenVerifier:
         if expected is not None and _media_type(header.get("typ")) != _media_type(expected):
             raise Unauthenticated(f"the token's type must be '{expected}'")
 
-    def _signing_key(self, token: str) -> Any:
+    def _signing_key(self, header: dict[str, Any]) -> Any:
         if self._jwks is None:
             return self._key
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise Unauthenticated("the token names no signing key (kid)")
         try:
-            return self._jwks.get_signing_key_from_jwt(token).key
-        except jwt.PyJWKClientConnectionError:
-            raise Unauthenticated("the token's signing key cannot be fetched") from None
-        except jwt.PyJWKClientError:
+            # A PyJWK binds its algorithm: a token cannot pick another one for the same key.
+            return self._jwks.key(kid)
+        except UnknownSigningKey:
             raise Unauthenticated("the token's signing key is unknown") from None
 
     def _subject(self, claims: dict[str, Any]) -> str:

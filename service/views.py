@@ -23,6 +23,7 @@ from service.identifiers import (
     UserIdentifier,
     parse_identifier,
 )
+from service.metrics import TimedResolver
 from service.policy import Caller, Decision, may_view
 from service.problems import abort
 from service.representations import json_response, negotiate
@@ -84,7 +85,21 @@ def bearer_authenticated(view: Callable[..., Response]) -> Callable[..., Respons
 
 # merge_slashes=False: a reference id with '//' (sent as %2F%2F) must reach the parser as sent,
 # not be redirected (308) to the path of another identifier.
-@blp.route("/users/<identifier:userIdentifier>/encounters", methods=["GET"], merge_slashes=False)
+@blp.route(
+    "/users/<identifier:userIdentifier>/encounters",
+    methods=["GET"],
+    merge_slashes=False,
+    parameters=[
+        {
+            "in": "path",
+            "name": "userIdentifier",
+            "required": True,
+            "schema": {"type": "string", "maxLength": 254},
+            "description": "A GUID (D, N, B or P format), an email, a reference id (`/` as %2F), "
+            "`me`, or explicit `id:`, `email:` or `ref:` followed by one of those.",
+        }
+    ],
+)
 @bearer_authenticated
 @blp.arguments(EncounterQuerySchema, location="query")
 @blp.response(200, EncounterSchema(many=True), description="The encounters, by start then Id.")
@@ -97,16 +112,6 @@ def bearer_authenticated(view: Callable[..., Response]) -> Callable[..., Respons
 @blp.alt_response(503, description="Database or directory unavailable.", **_PROBLEM)
 @blp.doc(
     security=[{"bearerAuth": []}],
-    parameters=[
-        {
-            "in": "path",
-            "name": "userIdentifier",
-            "required": True,
-            "schema": {"type": "string", "maxLength": 254},
-            "description": "A GUID (D, N, B or P format), an email, a reference id (`/` as %2F), "
-            "`me`, or explicit `id:`, `email:` or `ref:` followed by one of those.",
-        }
-    ],
     responses={
         "200": {
             "content": {
@@ -136,7 +141,7 @@ def list_encounters(
     except InvalidQuery as error:
         abort(400, errors=error.errors)
 
-    resolver: UserResolver = current_app.extensions["encounters.resolver"]
+    resolver: UserResolver = TimedResolver(current_app.extensions["encounters.resolver"])
     subject = _subject_identifier(principal.subject)
     if subject is None:
         caller_user, target = None, None

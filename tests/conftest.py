@@ -293,4 +293,13 @@ def row_counts(engine: Engine) -> dict[str, int]:
         }
 
 
+def table_snapshot(engine: Engine) -> dict[str, list[tuple[str, ...]]]:
+    """Every row of every table, sorted: for checking that a failed write changed nothing."""
+    with engine.connect() as connection:
+        return {
+            table.name: sorted(tuple(map(str, row)) for row in connection.execute(table.select()))
+            for table in Base.metadata.sorted_tables
+        }
+
+
 MakeHeaders = Callable[..., dict[str, str]]

@@ -17,7 +17,12 @@ DATASET_EMAILS = tuple(user["email"] for user in USERS.values())
 def leaks_in(text: str, extra: Iterable[str] = ()) -> list[str]:
     """The secrets found in `text`: dataset emails, JWT-shaped strings, PEM keys, the secret."""
     lowered = text.lower()
-    found = [email for email in DATASET_EMAILS if email.lower() in lowered]
+    found = [
+        email
+        for email in DATASET_EMAILS
+        for spelling in (email.lower(), email.lower().replace("@", "%40"))
+        if spelling in lowered
+    ]
     found += JWT_SHAPED.findall(text)
     found += [marker for marker in (PEM_MARKER, SECRET) if marker in text]
     # Long hand-made tokens need not look like a JWT; their tails are looked for verbatim.

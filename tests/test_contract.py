@@ -398,3 +398,11 @@ def test_ids_are_lowercase_even_when_asked_in_upper_case(
     assert datetime.fromisoformat(body[0]["DateTime"]).tzinfo == UTC or body[0][
         "DateTime"
     ].endswith("+00:00")
+
+
+def test_the_openapi_document_names_every_parameter(client: FlaskClient) -> None:
+    document = client.get("/openapi.json").get_json()
+    path = document["paths"]["/users/{userIdentifier}/encounters"]
+    assert [p["name"] for p in path["parameters"]] == ["userIdentifier"]
+    assert {p["name"] for p in path["get"]["parameters"]} >= {"from", "to", "unit", "online"}
+    assert set(path["get"]["responses"]["200"]["content"]) == {"application/json", "text/json"}

@@ -1,0 +1,271 @@
+"""Real servers on 127.0.0.1 for the tests: gunicorn, a TCP proxy to PostgreSQL, a JWKS endpoint.
+
+Every port comes from PORT_RANGE, the range this project's tests may use on a shared machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from service.db import make_engine
+from service.models import Base
+from tests.conftest import POSTGRES_URL, insert_dataset
+
+ROOT = Path(__file__).resolve().parent.parent
+PORT_RANGE = range(18000, 19000)
+
+
+def free_port() -> int:
+    """A port of PORT_RANGE that nothing listens on right now."""
+    candidates = list(PORT_RANGE)
+    random.shuffle(candidates)
+    for port in candidates:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {PORT_RANGE}")
+
+
+@dataclass
+class Answer:
+    """One HTTP response, as a caller sees it."""
+
+    status: int
+    headers: Message
+    body: bytes
+
+    def json(self) -> Any:
+        """The body, parsed."""
+        return json.loads(self.body)
+
+
+def fetch(url: str, headers: Mapping[str, str] | None = None, method: str = "GET") -> Answer:
+    """One HTTP request; error statuses are answers too."""
+    request = urllib.request.Request(url, headers=dict(headers or {}), method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return Answer(response.status, response.headers, response.read())
+    except urllib.error.HTTPError as error:
+        with error:
+            return Answer(error.code, error.headers, error.read())
+
+
+def database_with_dataset(migrated_template: str, directory: Path) -> str:
+    """A migrated database holding the known dataset, for a server shared by a test module."""
+    if POSTGRES_URL:
+        url = POSTGRES_URL
+        engine = make_engine(url)
+        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        with engine.begin() as connection:
+            connection.execute(text(f"TRUNCATE {tables} CASCADE"))
+    else:
+        path = directory / "encounters.db"
+        shutil.copyfile(migrated_template, path)
+        url = f"sqlite:///{path}"
+        engine = make_engine(url)
+    insert_dataset(engine)
+    engine.dispose()
+    return url
+
+
+@dataclass
+class Gunicorn:
+    """`gunicorn -c gunicorn.conf.py wsgi:app` in a subprocess, its stderr kept in a file."""
+
+    environment: dict[str, str]
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The server's base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> Gunicorn:
+        """Start the server and wait until it answers /health/live."""
+        environment = {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith(("JWT_", "PROMETHEUS_", "GUNICORN_", "WEB_CONCURRENCY"))
+        }
+        environment.update(BIND=f"127.0.0.1:{self.port}", **self.environment)
+        self.log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=ROOT,
+            env=environment,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {self.log_path.read_text()}")
+            try:
+                if fetch(f"{self.url}/health/live").status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"gunicorn did not answer in {timeout}s: {self.log_path.read_text()}")
+
+    def stop(self) -> int:
+        """Stop gracefully (SIGTERM), as an orchestrator does; return the exit status."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+        return self.process.returncode
+
+    def log_lines(self) -> list[str]:
+        """What the server wrote so far, a line each."""
+        return self.log_path.read_text().splitlines()
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:port to a target; `stop()` makes the target unreachable, for real."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self._listener: socket.socket | None = None
+        self._connections: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> TcpProxy:
+        """Accept connections on the port (the same one after a stop)."""
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(16)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """Refuse new connections and cut the open ones, like a database host gone away."""
+        with self._lock:
+            if self._listener is not None:
+                # shutdown() wakes the thread blocked in accept(); close() alone would not.
+                _close(self._listener)
+                self._listener = None
+            for connection in self._connections:
+                _close(connection)
+            self._connections.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                _close(client)
+                continue
+            with self._lock:
+                self._connections += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        _close(source)
+        _close(sink)
+
+
+def _close(connection: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        connection.shutdown(socket.SHUT_RDWR)
+    connection.close()
+
+
+class JwksServer:
+    """A JWKS endpoint on 127.0.0.1 whose key set a test can rotate, stop and restart."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.keys: list[dict[str, Any]] = []
+        self.fetches = 0
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        """The JWKS URL."""
+        return f"http://127.0.0.1:{self.port}/.well-known/jwks.json"
+
+    def start(self) -> JwksServer:
+        """Serve the current `keys` (on the same port after a stop)."""
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner.fetches += 1
+                body = json.dumps({"keys": owner.keys}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop answering: the identity provider is down."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+def chromium_path() -> str | None:
+    """Debian's Chromium, if installed."""
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium") or ""):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None

@@ -1,0 +1,126 @@
+"""Fail-fast configuration (SPEC 8): a bad one refuses to start, with one clear line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from service import create_app
+from service.config import ConfigError, Settings
+from tests.live import ROOT, free_port
+
+SECRET = "s" * 32
+
+
+def _pem(private_key: Any) -> str:
+    return (
+        private_key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+RSA_PEM = _pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+EC_PEM = _pem(ec.generate_private_key(ec.SECP256R1()))
+
+REFUSED = [
+    ({}, "no token key configured"),
+    ({"JWT_ALGORITHMS": "RS256"}, "no token key configured"),
+    ({"JWT_SECRET": "s" * 31}, "JWT_SECRET must be at least 32 bytes"),
+    ({"JWT_SECRET": SECRET, "JWT_ALGORITHMS": "RS256"}, "JWT_SECRET needs HMAC algorithms"),
+    ({"JWT_SECRET": SECRET, "JWT_ALGORITHMS": "HS256,RS256"}, "JWT_SECRET needs HMAC"),
+    ({"JWT_SECRET": SECRET, "JWT_ALGORITHMS": "none"}, "may not contain 'none'"),
+    ({"JWT_PUBLIC_KEY": RSA_PEM, "JWT_ALGORITHMS": "HS256"}, "do not fit JWT_PUBLIC_KEY"),
+    ({"JWT_PUBLIC_KEY": RSA_PEM, "JWT_ALGORITHMS": "ES256"}, "do not fit JWT_PUBLIC_KEY"),
+    ({"JWT_PUBLIC_KEY": EC_PEM, "JWT_ALGORITHMS": "RS256"}, "do not fit JWT_PUBLIC_KEY"),
+    ({"JWT_PUBLIC_KEY": "not a key"}, "JWT_PUBLIC_KEY is not a PEM public key"),
+    ({"JWT_JWKS_URL": "http://127.0.0.1:18999/jwks", "JWT_ALGORITHMS": "HS256"}, "not HMAC"),
+    ({"JWT_JWKS_URL": "file:///etc/jwks.json"}, "JWT_JWKS_URL must be an http:// or https:// URL"),
+    ({"JWT_JWKS_URL": "login.example.com/jwks"}, "JWT_JWKS_URL must be an http:// or https:// URL"),
+    ({"JWT_SECRET": SECRET, "JWT_PUBLIC_KEY": RSA_PEM}, "set only one token key source"),
+    ({"JWT_SECRET": SECRET, "JWT_ALGORITHMS": "XS999"}, "unsupported algorithms"),
+    ({"JWT_SECRET": SECRET, "JWT_LEEWAY_SECONDS": "soon"}, "JWT_LEEWAY_SECONDS must be a whole"),
+]
+
+
+@pytest.mark.parametrize(("values", "reason"), REFUSED)
+def test_bad_configuration_is_refused_with_one_line(values: dict[str, str], reason: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        create_app({"DATABASE_URL": "sqlite://", **values})
+    message = str(refused.value)
+    assert reason in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("values", "algorithms"),
+    [
+        ({"JWT_SECRET": SECRET}, ("HS256",)),
+        ({"JWT_PUBLIC_KEY": RSA_PEM}, ("RS256",)),
+        ({"JWT_PUBLIC_KEY": RSA_PEM, "JWT_ALGORITHMS": "RS256,PS256"}, ("RS256", "PS256")),
+        ({"JWT_PUBLIC_KEY": EC_PEM}, ("ES256",)),
+        # An environment variable often holds a PEM with its line breaks written as \n.
+        ({"JWT_PUBLIC_KEY": EC_PEM.replace("\n", "\\n")}, ("ES256",)),
+        ({"JWT_JWKS_URL": "http://127.0.0.1:18999/jwks"}, ("RS256",)),
+        ({"JWT_JWKS_URL": "http://127.0.0.1:18999/jwks", "JWT_ALGORITHMS": "RS256,ES256"},
+         ("RS256", "ES256")),
+    ],
+)  # fmt: skip
+def test_good_configuration_settles_its_algorithms(
+    values: dict[str, str], algorithms: tuple[str, ...]
+) -> None:
+    assert Settings.from_mapping(values).jwt_algorithms == algorithms
+
+
+def _run(command: list[str], environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("JWT_", "PROMETHEUS_", "WEB_CONCURRENCY", "DATABASE_URL"))
+    }
+    return subprocess.run(
+        command,
+        cwd=ROOT,
+        env={**clean, "BIND": f"127.0.0.1:{free_port()}", **environment},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+GUNICORN_REFUSALS = [
+    ({}, "no token key configured"),
+    ({"JWT_SECRET": "too-short"}, "JWT_SECRET must be at least 32 bytes long"),
+    ({"JWT_PUBLIC_KEY": RSA_PEM, "JWT_ALGORITHMS": "ES256"}, "do not fit JWT_PUBLIC_KEY"),
+    # (gunicorn itself reads WEB_CONCURRENCY first, and fails with a traceback on a non-number.)
+    ({"JWT_SECRET": SECRET, "WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY must be a whole number"),
+    ({"JWT_SECRET": SECRET, "GUNICORN_TIMEOUT": "soon"}, "GUNICORN_TIMEOUT must be a whole"),
+]
+
+
+@pytest.mark.parametrize(("environment", "reason"), GUNICORN_REFUSALS)
+def test_gunicorn_refuses_to_start_with_one_line(environment: dict[str, str], reason: str) -> None:
+    finished = _run(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], environment
+    )
+    assert finished.returncode != 0
+    lines = (finished.stdout + finished.stderr).strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("encounters: configuration error: ")
+    assert reason in lines[0]
+
+
+def test_flask_cli_refuses_to_start_with_one_line() -> None:
+    finished = _run([sys.executable, "-m", "flask", "--app", "wsgi", "routes"], {})
+    assert finished.returncode != 0
+    lines = finished.stderr.strip().splitlines()
+    assert lines == [
+        "encounters: configuration error: no token key configured: "
+        "set JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL"
+    ]

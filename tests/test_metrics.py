@@ -1,0 +1,142 @@
+"""/metrics: Prometheus text format, and totals that add up across several gunicorn workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from flask.testing import FlaskClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import SECRET, Tokens
+from tests.live import Gunicorn, database_with_dataset, fetch
+
+ROUTE = "/users/{userIdentifier}/encounters"
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of a scrape, by name and labels."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(
+    scrape: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
+) -> float:
+    """One sample's value; 0 when absent."""
+    return scrape.get((name, frozenset(labels.items())), 0.0)
+
+
+def test_metrics_are_prometheus_text_and_unauthenticated(client: FlaskClient) -> None:
+    client.get("/health/live")
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    scrape = samples(response.get_data(as_text=True))
+    assert value(scrape, "encounters_http_requests_total", method="GET", route="/health/live",
+                 status="200") >= 1  # fmt: skip
+    names = {name for name, _ in scrape}
+    assert {
+        "encounters_http_request_duration_seconds_bucket",
+        "encounters_db_statement_duration_seconds_count",
+        "encounters_resolver_duration_seconds_sum",
+    } <= names
+
+
+@pytest.fixture(scope="module")
+def server(migrated_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
+    """gunicorn with two workers over the known dataset."""
+    directory = tmp_path_factory.mktemp("metrics")
+    url = database_with_dataset(migrated_template, directory)
+    server = Gunicorn(
+        {"DATABASE_URL": url, "JWT_SECRET": SECRET, "WEB_CONCURRENCY": "2"},
+        directory / "server.log",
+    ).start()
+    yield server
+    server.stop()
+
+
+def test_totals_add_up_across_workers(server: Gunicorn) -> None:
+    tokens = Tokens()
+    student = {"Authorization": f"Bearer {tokens.mint('ST-000123', 'Student')}"}
+    before = samples(fetch(f"{server.url}/metrics").body.decode())
+    plan = [("/users/me/encounters", student)] * 3 + [("/users/me/encounters", {})]
+
+    sent: Counter[str] = Counter()
+    # Requests in parallel until both workers have answered some (bounded: 400 requests).
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        for _ in range(100):
+            answers = list(pool.map(lambda p: fetch(server.url + p[0], p[1]), plan))
+            sent.update(str(answer.status) for answer in answers)
+            if len(_worker_pids(server)) >= 2:
+                break
+    assert len(_worker_pids(server)) >= 2, "both workers should have answered"
+    assert set(sent) == {"200", "401"}
+
+    after = samples(fetch(f"{server.url}/metrics").body.decode())
+    for status, count in sent.items():
+        labels = {"method": "GET", "route": ROUTE, "status": status}
+        counted = value(after, "encounters_http_requests_total", **labels) - value(
+            before, "encounters_http_requests_total", **labels
+        )
+        assert counted == count
+    timed = value(after, "encounters_http_request_duration_seconds_count", method="GET",
+                  route=ROUTE) - value(before, "encounters_http_request_duration_seconds_count",
+                                       method="GET", route=ROUTE)  # fmt: skip
+    assert timed == sum(sent.values())
+    # Only authenticated requests reach the resolver and the database: one resolve each.
+    resolves = value(after, "encounters_resolver_duration_seconds_count") - value(
+        before, "encounters_resolver_duration_seconds_count"
+    )
+    assert resolves == sent["200"]
+    statements = value(after, "encounters_db_statement_duration_seconds_count") - value(
+        before, "encounters_db_statement_duration_seconds_count"
+    )
+    assert statements >= sent["200"] * 2
+    assert value(after, "encounters_db_statement_duration_seconds_sum") > value(
+        before, "encounters_db_statement_duration_seconds_sum"
+    )
+
+
+def _worker_pids(server: Gunicorn) -> set[int]:
+    pids = set()
+    for line in server.log_lines():
+        record = json.loads(line)
+        if record.get("logger") == "encounters.access" and record.get("route") == ROUTE:
+            pids.add(record["pid"])
+    return pids
+
+
+def test_a_restarted_worker_keeps_the_totals(server: Gunicorn) -> None:
+    """gunicorn replaces a killed worker; what the dead one counted stays in the totals."""
+    before = _route_totals(fetch(f"{server.url}/metrics").body.decode())
+    assert before > 0
+    booted = _boots(server)
+    os.kill(next(iter(_worker_pids(server))), signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while _boots(server) == booted and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _boots(server) == booted + 1, "gunicorn should have booted a new worker"
+    for _ in range(4):  # whichever worker answers the scrape
+        assert _route_totals(fetch(f"{server.url}/metrics").body.decode()) == before
+
+
+def _route_totals(text: str) -> float:
+    return sum(
+        count
+        for (name, labels), count in samples(text).items()
+        if name == "encounters_http_requests_total" and ("route", ROUTE) in labels
+    )
+
+
+def _boots(server: Gunicorn) -> int:
+    return sum("Booting worker" in line for line in server.log_lines())

@@ -1,0 +1,147 @@
+"""Request ids and logs (SPEC 9): X-Request-ID in and out; one JSON object a line, with the
+request id; no email, token or secret in any line over a full run of the real server."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.conftest import SECRET, USERS, Tokens
+from tests.live import Answer, Gunicorn, database_with_dataset, fetch
+
+ROUTE = "/users/{userIdentifier}/encounters"
+GENERATED_ID = re.compile(r"[0-9a-f]{32}")
+
+
+@pytest.mark.parametrize(
+    "offered", ["abc-123", "0f8fad5b-d9cb-469f-a165-70867728950e", "trace:1.2_3", "A" * 128]
+)
+def test_well_formed_request_id_is_kept(client: FlaskClient, offered: str) -> None:
+    response = client.get("/health/live", headers={"X-Request-ID": offered})
+    assert response.headers["X-Request-ID"] == offered
+
+
+@pytest.mark.parametrize(
+    "offered", ["", "has space", "A" * 129, "ana@example.com", "-leading", "semi;colon", "é"]
+)
+def test_malformed_request_id_is_replaced(client: FlaskClient, offered: str) -> None:
+    response = client.get("/health/live", headers={"X-Request-ID": offered})
+    assert GENERATED_ID.fullmatch(response.headers["X-Request-ID"])
+
+
+def test_every_response_has_a_new_id_and_problems_repeat_it(client: FlaskClient) -> None:
+    first = client.get("/users/me/encounters")
+    second = client.get("/users/me/encounters")
+    assert first.status_code == second.status_code == 401
+    assert first.headers["X-Request-ID"] != second.headers["X-Request-ID"]
+    assert first.get_json()["request_id"] == first.headers["X-Request-ID"]
+
+
+def _full_run(base: str, tokens: Tokens) -> tuple[list[Answer], list[str]]:
+    """Every kind of request a day brings; returns the answers and every secret sent."""
+    ana = tokens.mint("Ana.Lima@example.com", "Student")
+    rui = tokens.mint("rui@example.com", "StaffMember")
+    forged = tokens.mint("bruno@example.com", "Student").rsplit(".", 1)[0] + ".Zm9yZ2Vk"
+    expired = tokens.mint("carla@example.com", "Student", exp=1_000_000)
+    other_secret = Tokens("another-secret-that-is-long-enough-0123").mint("SM-1", "StaffMember")
+    sent = [ana, rui, forged, expired, other_secret]
+
+    def bearer(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    email_path = "/users/" + urllib.parse.quote("Ana.Lima@example.com") + "/encounters"
+    requests = [
+        ("GET", "/users/Ana.Lima@example.com/encounters", bearer(ana)),
+        ("GET", email_path, bearer(ana)),
+        ("GET", "/users/email:ANA.LIMA@EXAMPLE.COM/encounters?online=true", bearer(ana)),
+        ("HEAD", "/users/me/encounters", bearer(ana)),
+        ("GET", "/users/bruno@example.com/encounters", bearer(ana)),
+        ("GET", "/users/carla@example.com/encounters", bearer(rui)),
+        ("GET", "/users/ana.lima@example.com/encounters?from=yesterday", bearer(rui)),
+        ("GET", "/users/me/encounters", bearer(forged)),
+        ("GET", "/users/me/encounters", bearer(expired)),
+        ("GET", "/users/me/encounters", bearer(other_secret)),
+        ("GET", "/users/me/encounters", {"Authorization": f"bearer {SECRET}"}),
+        ("GET", "/users/sara@example.com/encounters", {}),
+        ("POST", "/users/ana.lima@example.com/encounters", bearer(ana)),
+        ("GET", "/no/such/page/odd@example.com", bearer(ana)),
+        ("GET", "/health/live", {"X-Request-ID": "caller-supplied-0001"}),
+        ("GET", "/health/ready", {"X-Request-ID": "g@example.com"}),
+        ("GET", "/metrics", {}),
+        ("GET", "/docs", {}),
+        ("GET", "/openapi.json", {}),
+    ]
+    answers = [fetch(base + path, headers, method) for method, path, headers in requests]
+    return answers, sent
+
+
+def test_logs_of_a_full_run_are_json_lines_without_secrets(
+    migrated_template: str, tmp_path: Path, tokens: Tokens
+) -> None:
+    url = database_with_dataset(migrated_template, tmp_path)
+    server = Gunicorn(
+        {"DATABASE_URL": url, "JWT_SECRET": SECRET, "WEB_CONCURRENCY": "2"},
+        tmp_path / "server.log",
+    ).start()
+    try:
+        answers, sent = _full_run(server.url, tokens)
+    finally:
+        assert server.stop() == 0
+    statuses = [answer.status for answer in answers]
+    assert statuses == [200, 200, 200, 200, 404, 200, 400, 401, 401, 401, 401, 401, 405, 404,
+                        200, 200, 200, 200, 200]  # fmt: skip
+
+    lines = [line for line in server.log_lines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert all(
+        isinstance(r, dict) and {"level", "logger", "message", "time"} <= set(r) for r in records
+    )
+
+    text = "\n".join(lines).lower()
+    forbidden = [SECRET, *sent, *(token.rsplit(".", 1)[1] for token in sent)]
+    forbidden += [user["email"] for user in USERS.values()]
+    forbidden += [urllib.parse.quote(user["email"]) for user in USERS.values()]
+    forbidden += ["odd@example.com", "g@example.com", "authorization", "bearer "]
+    leaked = [secret for secret in forbidden if secret.lower() in text]
+    assert leaked == []
+
+    access = {r["request_id"]: r for r in records if r["logger"] == "encounters.access"}
+    answered = {answer.headers["X-Request-ID"] for answer in answers}
+    assert len(answered) == len(answers) and answered <= set(access)
+    for answer in answers:
+        line = access[answer.headers["X-Request-ID"]]
+        assert line["status"] == answer.status
+        assert isinstance(line["duration_ms"], int | float) and line["duration_ms"] >= 0
+        assert line["method"] in {"GET", "HEAD", "POST"}
+    routes = [access[a.headers["X-Request-ID"]]["route"] for a in answers]
+    assert routes[:12] == [ROUTE] * 12
+    # A wrong method or an unknown path matches no route: one label, whatever the path said.
+    assert routes[12:] == ["<unmatched>", "<unmatched>", "/health/live", "/health/ready", "/metrics", "/docs",
+                           "/openapi.json"]  # fmt: skip
+    assert "caller-supplied-0001" in access
+    # Shut down gracefully: the master says so, and nothing was killed.
+    assert any(r["message"] == "Shutting down: Master" for r in records)
+
+
+def test_formatter_masks_whatever_a_message_carries(monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    from service.logs import RedactingJsonFormatter
+
+    monkeypatch.setenv("JWT_SECRET", SECRET)
+    token = Tokens().mint("ana@example.com")
+    message = (
+        f"user Ana.Lima@Example.com at /users/ana%40example.com/encounters sent "
+        f"Authorization: Bearer {token} and {token}; db postgresql://app:hunter22@db/x; {SECRET}"
+    )
+    record = logging.LogRecord("t", logging.WARNING, __file__, 1, message, None, None)
+    line = RedactingJsonFormatter("{message}", style="{").format(record)
+    logged = json.loads(line)["message"]
+    for secret in ("Ana.Lima@Example.com", "ana%40example.com", token, "hunter22", SECRET):
+        assert secret not in logged
+    assert "[email]" in logged and "Bearer [redacted]" in logged and "[secret]" in logged

@@ -1,0 +1,102 @@
+"""A database outage (SPEC 6): 503 with Retry-After, readiness 503, and recovery on its own.
+
+PostgreSQL is made unreachable for real: the app reaches it through a TCP proxy on 127.0.0.1
+that the test stops (refusing connections and cutting the open ones) and starts again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy.engine import make_url
+
+from tests.conftest import POSTGRES_URL, SECRET, Dataset, Tokens
+from tests.live import Gunicorn, TcpProxy, database_with_dataset, fetch
+
+pytestmark = pytest.mark.skipif(
+    not POSTGRES_URL, reason="needs TEST_DATABASE_URL: an outage of SQLite cannot be staged"
+)
+PATH = "/users/me/encounters"
+
+
+@pytest.fixture
+def proxy() -> Iterator[TcpProxy]:
+    """A running TCP proxy to the test's PostgreSQL server."""
+    assert POSTGRES_URL is not None
+    target = make_url(POSTGRES_URL)
+    proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432).start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def config(config: dict[str, Any], proxy: TcpProxy) -> dict[str, Any]:
+    """The deployment, reaching its database through the proxy."""
+    url = make_url(config["DATABASE_URL"]).set(host="127.0.0.1", port=proxy.port)
+    config["DATABASE_URL"] = url.render_as_string(hide_password=False)
+    return config
+
+
+def _assert_unavailable(client: FlaskClient, path: str, headers: dict[str, str]) -> None:
+    response = client.get(path, headers=headers)
+    assert response.status_code == 503, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    assert int(response.headers["Retry-After"]) > 0
+    body = response.get_json()
+    assert body["status"] == 503
+    assert body["request_id"] == response.headers["X-Request-ID"]
+    assert "psycopg" not in response.get_data(as_text=True).lower()
+
+
+def test_outage_answers_503_then_recovers_by_itself(
+    client: FlaskClient, dataset: Dataset, tokens: Tokens, proxy: TcpProxy
+) -> None:
+    headers = tokens.header("ST-000123", "Student")
+    assert client.get(PATH, headers=headers).status_code == 200
+    assert client.get("/health/ready").status_code == 200
+
+    proxy.stop()
+    started = time.monotonic()
+    for _ in range(3):
+        _assert_unavailable(client, PATH, headers)
+        _assert_unavailable(client, "/health/ready", {})
+    assert time.monotonic() - started < 10, "an outage must be answered quickly"
+    # The process itself is fine: an orchestrator must not restart it for the database's sake.
+    assert client.get("/health/live").status_code == 200
+
+    proxy.start()
+    response = client.get(PATH, headers=headers)
+    assert response.status_code == 200
+    assert str(dataset["lis_booked"]) in {e["Id"] for e in response.get_json()}
+    assert client.get("/health/ready").status_code == 200
+
+
+def test_gunicorn_workers_ride_out_an_outage(
+    migrated_template: str, tmp_path: Path, proxy: TcpProxy, tokens: Tokens
+) -> None:
+    """The same outage under gunicorn: every worker answers 503, then every worker recovers."""
+    url = make_url(database_with_dataset(migrated_template, tmp_path))
+    proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    server = Gunicorn(
+        {"DATABASE_URL": proxied, "JWT_SECRET": SECRET, "WEB_CONCURRENCY": "2"},
+        tmp_path / "server.log",
+    ).start()
+    headers = tokens.header("ST-000123", "Student")
+    try:
+        # Several requests each time, so that both workers (each with its own pool) answer some.
+        assert {fetch(server.url + PATH, headers).status for _ in range(8)} == {200}
+        proxy.stop()
+        down = [fetch(server.url + PATH, headers) for _ in range(8)]
+        down += [fetch(server.url + "/health/ready") for _ in range(4)]
+        assert {answer.status for answer in down} == {503}
+        assert all(answer.headers["Retry-After"] for answer in down)
+        proxy.start()
+        assert {fetch(server.url + PATH, headers).status for _ in range(8)} == {200}
+        assert fetch(server.url + "/health/ready").status == 200
+    finally:
+        assert server.stop() == 0
