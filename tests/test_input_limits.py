@@ -189,3 +189,28 @@ def test_through_gunicorn(database_url: str, tmp_path: Path, tokens: Tokens) -> 
         assert 400 <= got < 500
         assert exchange(server.port, get(b"/users/me/encounters"))[0] == 200
     assert not leaks_in(server.log(), [token, huge, secret])
+
+
+HEADERS = [
+    # (extra request headers, status)
+    ({"Accept": ", ".join(f"a{n}/b{n};q=0.{n % 10}" for n in range(3000))}, 406),
+    ({"Accept": "application/json;q=nan"}, 406),
+    ({"Accept": ";;;,,,*/*;q=0"}, 406),
+    ({"If-None-Match": 'W/"' + "x" * 10_000}, 200),
+    ({"If-Modified-Since": "yesterday"}, 200),
+    ({"Range": "bytes=0-10"}, 200),  # no partial answers: the whole list
+    ({"X-Request-ID": "a" * 10_000}, 200),  # not echoed: a fresh id instead
+    ({"X-Request-ID": "abc\tdef"}, 200),
+]
+
+
+@pytest.mark.parametrize(("headers", "status"), HEADERS)
+def test_hostile_headers(
+    client: FlaskClient, dataset: Dataset, tokens: Tokens, headers: dict[str, str], status: int
+) -> None:
+    started = time.perf_counter()
+    response = client.get("/users/me/encounters", headers={**tokens.header(*RUI), **headers})
+    assert time.perf_counter() - started < QUICKLY
+    assert response.status_code == status, response.get_data(as_text=True)[:300]
+    request_id = response.headers["X-Request-ID"]
+    assert len(request_id) <= 128 and request_id != headers.get("X-Request-ID")
