@@ -554,3 +554,17 @@ def test_token_attack(
     assert not leaks_in(body, sent), leaks_in(body, sent)
     assert not leaks_in(log_text(caplog.records), sent)
     assert bait.hits == [], "the service fetched a URL named in a token"
+
+
+def test_a_token_accepted_before_is_refused_once_expired(
+    config: dict[str, Any], dataset: Dataset
+) -> None:
+    """Whatever the verifier remembers between requests, expiry is judged on every request."""
+    client = create_app({**config, "JWT_LEEWAY_SECONDS": "0"}).test_client()
+    expires = int(time.time()) + 2
+    headers = {"Authorization": f"Bearer {hs256(HS, claims(exp=expires))}"}
+    assert client.get("/users/me/encounters", headers=headers).status_code == 200
+    time.sleep(max(0.0, expires + 1.1 - time.time()))
+    response = client.get("/users/me/encounters", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == EXPIRED
