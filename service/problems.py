@@ -65,18 +65,6 @@ class Api(flask_smorest.Api):
     # document is exact (and flask-smorest would point "default" at a component it never adds).
     DEFAULT_ERROR_RESPONSE_NAME = None
 
-    def init_app(self, app: Flask, *, spec_kwargs: dict[str, Any] | None = None) -> None:
-        """Bind to the app, and define the `Problem` response every operation's default names."""
-        super().init_app(app, spec_kwargs=spec_kwargs)
-        # flask-smorest defines only its own "DEFAULT_ERROR"; without this the $ref dangles.
-        self.spec.components.response(
-            self.DEFAULT_ERROR_RESPONSE_NAME,
-            {
-                "description": "Any other error, as RFC 9457 problem details.",
-                "content": {PROBLEM_TYPE: {"schema": ProblemSchema}},
-            },
-        )
-
     def handle_http_exception(self, error: HTTPException) -> Response:
         """Turn werkzeug's and flask-smorest's HTTP errors into problem details."""
         status = error.code or 500

@@ -406,3 +406,11 @@ def test_the_openapi_document_names_every_parameter(client: FlaskClient) -> None
     assert [p["name"] for p in path["parameters"]] == ["userIdentifier"]
     assert {p["name"] for p in path["get"]["parameters"]} >= {"from", "to", "unit", "online"}
     assert set(path["get"]["responses"]["200"]["content"]) == {"application/json", "text/json"}
+
+
+def test_the_openapi_document_has_no_dangling_or_nameless_components(client: FlaskClient) -> None:
+    document = client.get("/openapi.json").get_json()
+    assert "null" not in document["components"].get("responses", {})
+    text = client.get("/openapi.json").get_data(as_text=True)
+    for ref in set(re.findall(r'"\$ref": ?"#/components/(\w+)/(\w+)"', text)):
+        assert ref[1] in document["components"][ref[0]], ref
