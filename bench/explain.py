@@ -21,6 +21,13 @@ from bench.load import Line
 # A sequential scan of one of these is a query that grows with the data.
 BIG_TABLES = ("encounters", "bookings", "users", "staff_centers")
 _SEQ_SCAN = re.compile(r"Seq Scan on (\w+)")
+# An index scan of encounters run once per center (a nested loop) is no single range scan: its
+# cost grows with the number of centers. Subplans per answered row (bookings) are not counted.
+_ENCOUNTER_PROBES = re.compile(
+    r"(?:Index Scan|Index Only Scan) using (\w+) on encounters\b.*loops=(\d+)"
+    r"|Bitmap Index Scan on (ix_encounters\w*).*loops=(\d+)"
+)
+REPEATED_PROBES = 20
 
 
 @dataclass
@@ -34,6 +41,19 @@ class Plan:
     def seq_scans(self) -> list[str]:
         """The big tables this plan reads whole."""
         return [t for t in _SEQ_SCAN.findall("\n".join(self.lines)) if t in BIG_TABLES]
+
+    @property
+    def repeated_probes(self) -> list[str]:
+        """Indexes of encounters scanned more than REPEATED_PROBES times in this plan."""
+        found = []
+        for text in self.lines:
+            match = _ENCOUNTER_PROBES.search(text)
+            if match:
+                index = match.group(1) or match.group(3)
+                loops = int(match.group(2) or match.group(4))
+                if loops > REPEATED_PROBES:
+                    found.append(f"{index} x{loops}")
+        return found
 
     @property
     def execution_ms(self) -> float | None:
@@ -103,6 +123,8 @@ def report(found: list[RequestPlans]) -> list[str]:
         lines.append(f"-- {request.label}: GET {request.path} -> {request.status}")
         for number, plan in enumerate(request.plans, start=1):
             flag = f"  <-- SEQ SCAN on {', '.join(plan.seq_scans)}" if plan.seq_scans else ""
+            if plan.repeated_probes:
+                flag += f"  <-- REPEATED INDEX PROBES {', '.join(plan.repeated_probes)}"
             lines.append(f"   statement {number}{flag}")
             lines += [f"     | {text}" for text in plan.lines]
     return lines
