@@ -8,6 +8,7 @@ with psutil and the service's own Prometheus counters from /metrics.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import re
@@ -20,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+import psycopg
 
+from bench.datasets import libpq_url
 from bench.soak import Gunicorn
 
 # Written by wrk's `done` hook: one JSON line with the figures the harness needs.
@@ -162,11 +165,30 @@ def app_cpu(server: Gunicorn) -> float:
     return _cpu_seconds([master, *master.children(recursive=True)])
 
 
-def database_cpu() -> float:
-    """CPU seconds so far of every PostgreSQL process of this machine (others' load included)."""
-    return _cpu_seconds(
-        p for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("postgres")
-    )
+def database_cpu(database_url: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend connected to this database (by pid).
+
+    Only this database's backends: other databases of the server (other people's work) and
+    backends that come and go would make a sum over every postgres process meaningless.
+    """
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as pg:
+        pids = [
+            row[0]
+            for row in pg.execute(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ]
+    found = {}
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            found[pid] = _cpu_seconds([psutil.Process(pid)])
+    return found
+
+
+def _database_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    # A backend born during the run counts whole; one that ended is lost (the pool keeps them).
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
 def drive(
@@ -174,6 +196,7 @@ def drive(
     lines: list[Line],
     label: str,
     *,
+    database_url: str,
     seconds: float,
     connections: int,
     threads: int = 2,
@@ -184,7 +207,7 @@ def drive(
         script.write_text(LUA)
         requests_file.write_text("".join(f"{line.path} {line.token}\n" for line in lines))
         statements_before, counted_before = settled_metrics(server)
-        app_before, db_before = app_cpu(server), database_cpu()
+        app_before, db_before = app_cpu(server), database_cpu(database_url)
         done = subprocess.run(
             [
                 wrk_binary(),
@@ -203,7 +226,7 @@ def drive(
             timeout=seconds + 60,
         )
         statements_after, counted_after = settled_metrics(server)
-        app_after, db_after = app_cpu(server), database_cpu()
+        app_after, db_after = app_cpu(server), database_cpu(database_url)
     found = re.search(r"^WRK_JSON (.*)$", done.stdout, re.MULTILINE)
     if done.returncode or not found:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout}{done.stderr}")
@@ -225,7 +248,7 @@ def drive(
         p99_ms=figures["p99_us"] / 1000,
         max_ms=figures["max_us"] / 1000,
         app_cpu_ms_per_request=(app_after - app_before) * 1000 / per,
-        db_cpu_ms_per_request=(db_after - db_before) * 1000 / per,
+        db_cpu_ms_per_request=_database_delta(db_before, db_after) * 1000 / per,
         statements_per_request=(statements_after - statements_before) / max(counted, 1),
         counted_requests=counted,
     )

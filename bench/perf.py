@@ -22,6 +22,7 @@ import os
 import platform
 import random
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -238,8 +239,9 @@ def measure(dataset: Dataset, options: Options) -> tuple[SizeResult, list[Reques
     runs: dict[str, Run] = {}
 
     def run(server: Gunicorn, lines: list[Line], label: str, connections: int) -> None:
-        drive(server, lines, "warm-up", seconds=options.warmup, connections=connections)
-        runs[label] = drive(server, lines, label, seconds=options.seconds, connections=connections)
+        common: dict[str, Any] = {"database_url": dataset.url, "connections": connections}
+        drive(server, lines, "warm-up", seconds=options.warmup, **common)
+        runs[label] = drive(server, lines, label, seconds=options.seconds, **common)
         print(f"[{name}] {runs[label].row()}", flush=True)
 
     # The access log (one JSON line per request, as in production) goes to a file, not a terminal.
@@ -514,6 +516,8 @@ def main() -> int:
         "--output", type=Path, help="default: bench/results/latest.json (ci.json with --ci)"
     )
     arguments = parser.parse_args()
+    # A SIGTERM unwinds like Ctrl-C, so that the servers started here are stopped, not orphaned.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     arguments.output = arguments.output or RESULTS / ("ci.json" if arguments.ci else "latest.json")
     if arguments.ci:
         arguments.sizes, arguments.seconds, arguments.warmup = "5k", 2, 1
@@ -620,8 +624,8 @@ def table(results: list[SizeResult]) -> str:
             f"{'':<6}{'':>11}  items per answer: {result.mean_items:.1f} (20-item mix), "
             f"{result.mean_big_items:.0f} (500-item mix)"
         )
-    rows.append("CPU columns: ms of CPU per request (app: gunicorn master+workers; db: every")
-    rows.append("postgres process of the machine). SQL: statements per request (/metrics).")
+    rows.append("CPU columns: ms of CPU per request (app: gunicorn master and workers; db: the")
+    rows.append("PostgreSQL backends of this database). SQL: statements per request (/metrics).")
     return "\n".join(rows)
 
 
