@@ -541,7 +541,8 @@ def main() -> int:
         RESULTS,
     )
     started = time.time()
-    info = {"revision": revision(), "machine": machine(), "command": " ".join(sys.argv)}
+    command = " ".join(["python -m bench.perf", *sys.argv[1:]])
+    info = {"revision": revision(), "machine": machine(), "command": command}
     print(f"benchmark of {info['revision']} on {json.dumps(info['machine'])}", flush=True)
 
     temporary: str | None = None
@@ -593,10 +594,57 @@ def main() -> int:
     }
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
     arguments.output.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    arguments.output.with_suffix(".md").write_text(markdown(document))
     end_load = info["machine"]["load_average_at_end"]
-    print(f"\nresults: {arguments.output}; load average at the end {end_load}")
+    print(
+        f"\nresults: {arguments.output} (and its table in .md); load average at the end {end_load}"
+    )
     correctness = targets[:2]
     return 1 if any(t.met is False for t in correctness) else 0
+
+
+def markdown(document: dict[str, Any]) -> str:
+    """The run as docs/performance.md shows it: how, where, the figures and the targets."""
+    machine = document["machine"]
+    lines = [
+        f"Revision `{document['revision']}`, command `{document['command']}`; "
+        f"{machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "
+        f"PostgreSQL {machine['postgres']}, Python {machine['python']}; "
+        f"{document['workers']} gunicorn sync workers; {document['seconds_per_run']} s per run; "
+        f"load average {machine['load_average_at_start']} at start, "
+        f"{machine.get('load_average_at_end')} at the end; {document['elapsed_seconds']} s.",
+        "",
+        "| size | encounters | run | conns | req/s | p50 ms | p99 ms | app CPU ms/req "
+        "| db CPU ms/req | SQL/req | items/answer | vs fixed |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for size in document["sizes"]:
+        fixed = size["runs"].get("fixed body", {}).get("requests_per_second") or 0
+        for label, run in size["runs"].items():
+            items = (
+                f"{size['mean_big_items']:.0f}"
+                if "500" in label
+                else ""
+                if label.startswith("fixed")
+                else f"{size['mean_items']:.1f}"
+            )
+            ratio = (
+                f"{run['requests_per_second'] / fixed:.0%}"
+                if fixed and label == "endpoint 20 items"
+                else ""
+            )
+            lines.append(
+                f"| {size['name']} | {size['encounters']:,} | {label} | {run['connections']} "
+                f"| {run['requests_per_second']:.0f} | {run['p50_ms']:.2f} | {run['p99_ms']:.2f} "
+                f"| {run['app_cpu_ms_per_request']:.2f} | {run['db_cpu_ms_per_request']:.2f} "
+                f"| {run['statements_per_request']:.2f} | {items} | {ratio} |"
+            )
+    lines += ["", "| target | verdict | figure |", "|---|---|---|"]
+    for target in document["targets"]:
+        verdict = {True: "MET", False: "**MISSED**", None: "n/a"}[target["met"]]
+        detail = f" ({target['detail']})" if target["detail"] else ""
+        lines.append(f"| {target['name']} | {verdict} | {target['figure']}{detail} |")
+    return "\n".join(lines) + "\n"
 
 
 def table(results: list[SizeResult]) -> str:

@@ -29,7 +29,7 @@ def plot(document: dict[str, Any], output: Path) -> None:
     """Draw p50 (solid) and p99 (dashed) of each run against the encounters in the database."""
     sizes = document["sizes"]
     encounters = [size["encounters"] for size in sizes]
-    figure, axes = plt.subplots(figsize=(8, 5), dpi=110)
+    figure, axes = plt.subplots(figsize=(11, 5), dpi=100)
     for label, legend, colour in SERIES:
         if not all(label in size["runs"] for size in sizes):
             continue
@@ -49,7 +49,7 @@ def plot(document: dict[str, Any], output: Path) -> None:
         fontsize=9,
     )
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=7, loc="upper left")
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
     output.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(output)
