@@ -368,8 +368,10 @@ def judge(results: list[SizeResult], timings: bool) -> list[Target]:
             f"every query an index range scan (no Seq Scan, no per-center probes; {largest.name})",
             (not scans) if judged else None,
             ", ".join(scans) if scans else "yes" if largest.plan_ms else "-",
-            ("smaller sizes: Seq Scan on " + ", ".join(small_scans) if small_scans else "")
-            + ("" if judged else f"; judged from {SEQ_SCAN_JUDGED_FROM:,} encounters"),
+            "; ".join(
+                ([f"smaller sizes: Seq Scan on {', '.join(small_scans)}"] if small_scans else [])
+                + ([] if judged else [f"judged from {SEQ_SCAN_JUDGED_FROM:,} encounters"])
+            ),
         )
     )
     endpoint = _run(largest, "endpoint 20 items")["requests_per_second"]
