@@ -6,12 +6,18 @@ BIN := $(VENV)/bin
 DEV_SECRET := dev-only-secret-do-not-deploy-0123456789
 DEMO_ARGS ?= --centers 5 --students 200 --days 14 --seed 7
 
-.PHONY: run test lint check clean
+.PHONY: run test lint check clean bench bench-ci
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+# The benchmark's own tools: matplotlib and pyinstrument (the `bench` extra), and Debian's wrk.
+$(BIN)/.bench-installed: $(BIN)/.installed setup.cfg
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	command -v wrk >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk)
 	touch $@
 
 FLASK := JWT_SECRET=$(DEV_SECRET) $(BIN)/flask --app wsgi
@@ -32,12 +38,24 @@ test: $(BIN)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check service schemas tests migrations wsgi.py gunicorn.conf.py
-	$(BIN)/ruff format --check service schemas tests migrations wsgi.py gunicorn.conf.py
+	$(BIN)/ruff check service schemas tests migrations bench wsgi.py gunicorn.conf.py
+	$(BIN)/ruff format --check service schemas tests migrations bench wsgi.py gunicorn.conf.py
 	$(BIN)/mypy service schemas
 	$(BIN)/hadolint Dockerfile
 
 check: lint test
+
+# The performance benchmark (docs/performance.md): 10k, 100k and 1M encounters on PostgreSQL
+# (databases bench_10k, bench_100k, bench_1m, built once), then docs/latency.png.
+BENCH_ARGS ?=
+bench: $(BIN)/.bench-installed
+	$(BIN)/python -m bench.perf $(BENCH_ARGS)
+	$(BIN)/python -m bench.plot
+
+# Small and fast (< 2 min): checks the SQL count per request and that every answer is a 200, not
+# timings. Uses BENCH_DATABASE_URL (emptied) or a temporary database it drops.
+bench-ci: $(BIN)/.bench-installed
+	$(BIN)/python -m bench.perf --ci
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

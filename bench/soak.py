@@ -111,8 +111,9 @@ def running_gunicorn(
     workers: int = 2,
     port: int | None = None,
     environment: dict[str, str] | None = None,
+    app: str = "wsgi:app",
 ) -> Iterator[Gunicorn]:
-    """Start `gunicorn -c gunicorn.conf.py wsgi:app` on 127.0.0.1 and wait until it is ready."""
+    """Start `gunicorn -c gunicorn.conf.py APP` on 127.0.0.1 and wait until it is ready."""
     port = port or free_port()
     env = {
         **os.environ,
@@ -127,7 +128,7 @@ def running_gunicorn(
     env.pop("JWT_JWKS_URL", None)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", app],
             cwd=ROOT,
             env=env,
             stdout=log,
