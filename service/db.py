@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, g
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 CONNECT_TIMEOUT_SECONDS = 3
+PING_AFTER_IDLE_SECONDS = 2.0
 
 
 class Database:
-    """One engine per app and per process; one session per request."""
+    """One engine per app and per process; one session per request.
+
+    The request session only reads, so each of its statements runs on its own (autocommit):
+    no BEGIN and ROLLBACK round trips around the request's two statements. Writers (the CLI
+    commands) use `engine`, whose transactions are unchanged.
+    """
 
     def init_app(self, app: Flask, url: str) -> None:
         """Bind the app to the database at `url` (nothing connects until first use)."""
@@ -52,7 +60,10 @@ class _Binding:
 
             self._engine = make_engine(self.url)
             observe_engine(self._engine)
-            self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+            self._sessions = sessionmaker(
+                self._engine.execution_options(isolation_level="AUTOCOMMIT"),
+                expire_on_commit=False,
+            )
             self._pid = os.getpid()
         return self._engine
 
@@ -73,7 +84,6 @@ def make_engine(url: str, **options: Any) -> Engine:
         engine = create_engine(url, **options)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    options.setdefault("pool_pre_ping", True)
     options.setdefault("pool_size", 5)
     # An outage should answer 503 within a few seconds, not hold a worker until gunicorn kills it.
     options.setdefault("pool_timeout", 5)
@@ -88,7 +98,36 @@ def make_engine(url: str, **options: Any) -> Engine:
             "tcp_user_timeout": 10_000,
         },
     )
-    return create_engine(url, **options)
+    engine = create_engine(url, **options)
+    ping_after_idle(engine)
+    return engine
+
+
+def ping_after_idle(engine: Engine, idle_seconds: float = PING_AFTER_IDLE_SECONDS) -> None:
+    """Test a pooled connection before use only when it has been idle for `idle_seconds`.
+
+    `pool_pre_ping` would cost a round trip (two, with its BEGIN) on every checkout. A server
+    that restarted or vanished while the pool was idle is still caught here, before any request
+    sees it; one lost under load fails its request with a 503, and SQLAlchemy then discards
+    every connection of the pool, so the next request connects afresh.
+    """
+
+    def stamp(_dbapi_connection: Any, record: Any, *_args: Any) -> None:
+        record.info["last_used"] = time.monotonic()
+
+    def check(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("last_used", 0.0) < idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+            dbapi_connection.rollback()  # the ping's transaction, so autocommit can be set
+        except Exception as error:
+            # The pool discards this connection and checks out (or opens) another one.
+            raise DisconnectionError(type(error).__name__) from error
+
+    event.listen(engine, "connect", stamp)
+    event.listen(engine, "checkin", stamp)
+    event.listen(engine, "checkout", check)
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
