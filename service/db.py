@@ -99,6 +99,7 @@ def make_engine(url: str, **options: Any) -> Engine:
         },
     )
     engine = create_engine(url, **options)
+    event.listen(engine, "connect", _utc_session)
     ping_after_idle(engine)
     return engine
 
@@ -128,6 +129,14 @@ def ping_after_idle(engine: Engine, idle_seconds: float = PING_AFTER_IDLE_SECOND
     event.listen(engine, "connect", stamp)
     event.listen(engine, "checkin", stamp)
     event.listen(engine, "checkout", check)
+
+
+def _utc_session(connection: Any, _record: Any) -> None:
+    # psycopg then returns timestamps with datetime.UTC itself: no conversion per value.
+    cursor = connection.cursor()
+    cursor.execute("SET TIME ZONE 'UTC'")
+    cursor.close()
+    connection.commit()
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

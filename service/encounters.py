@@ -92,7 +92,8 @@ def available_encounters(
         "starts": window.starts,
         "ends": window.ends,
     }
-    rows = db.session.connection().execute(_statement(shape), parameters)
+    # all(): one fetchall, not a fetchone per row.
+    rows = db.session.connection().execute(_statement(shape), parameters).all()
     return [AvailableEncounter(*row) for row in rows]
 
 

@@ -11,6 +11,7 @@ of ST-000001's center: about 20 items, and about 500). It prints microseconds pe
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -76,14 +77,18 @@ def main() -> None:
         for _ in range(50):
             client.get(path, headers=headers)
         profiler = _profiler(arguments.profile)
+        durations = []
         started, cpu_started = time.perf_counter(), time.process_time()
         for _ in range(arguments.requests):
+            before = time.perf_counter()
             client.get(path, headers=headers)
+            durations.append(time.perf_counter() - before)
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu_started
         print(
             f"{name}: {len(first.get_json())} items, "
-            f"{elapsed / arguments.requests * 1e6:.0f} µs/request wall, "
+            f"{elapsed / arguments.requests * 1e6:.0f} µs/request wall "
+            f"(p50 {statistics.median(durations) * 1e6:.0f}), "
             f"{cpu / arguments.requests * 1e6:.0f} µs/request CPU of this process, "
             f"over {arguments.requests}"
         )
