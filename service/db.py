@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,11 +18,12 @@ PING_AFTER_IDLE_SECONDS = 2.0
 
 
 class Database:
-    """One engine per app and per process; one session per request.
+    """One engine per app and per process; one connection (or session) per request.
 
-    The request session only reads, so each of its statements runs on its own (autocommit):
-    no BEGIN and ROLLBACK round trips around the request's two statements. Writers (the CLI
-    commands) use `engine`, whose transactions are unchanged.
+    A request only reads, so its connection and session run each statement on its own
+    (autocommit): no BEGIN and ROLLBACK round trips around the request's two statements.
+    The endpoint reads through `connection` (Core: no ORM session to set up and tear down per
+    request). Writers (the CLI commands) use `engine`, whose transactions are unchanged.
     """
 
     def init_app(self, app: Flask, url: str) -> None:
@@ -35,6 +36,15 @@ class Database:
         """The current app's engine, made anew in a forked worker."""
         binding: _Binding = current_app.extensions["encounters.db"]
         return binding.engine()
+
+    @property
+    def connection(self) -> Connection:
+        """The read-only (autocommit) connection of the current request, opened on first use."""
+        if "db_connection" not in g:
+            binding: _Binding = current_app.extensions["encounters.db"]
+            g.db_connection = binding.connect()
+        connection: Connection = g.db_connection
+        return connection
 
     @property
     def session(self) -> Session:
@@ -52,6 +62,7 @@ class _Binding:
         self._pid: int | None = None
         self._engine: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
+        self._reader: Engine | None = None
 
     def engine(self) -> Engine:
         # A pool inherited across fork() would share sockets between workers.
@@ -60,12 +71,15 @@ class _Binding:
 
             self._engine = make_engine(self.url)
             observe_engine(self._engine)
-            self._sessions = sessionmaker(
-                self._engine.execution_options(isolation_level="AUTOCOMMIT"),
-                expire_on_commit=False,
-            )
+            self._reader = self._engine.execution_options(isolation_level="AUTOCOMMIT")
+            self._sessions = sessionmaker(self._reader, expire_on_commit=False)
             self._pid = os.getpid()
         return self._engine
+
+    def connect(self) -> Connection:
+        self.engine()
+        assert self._reader is not None
+        return self._reader.connect()
 
     def sessions(self) -> Session:
         self.engine()
@@ -147,6 +161,9 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
 
 
 def _close_session(_exc: BaseException | None) -> None:
+    connection: Connection | None = g.pop("db_connection", None)
+    if connection is not None:
+        connection.close()
     session: Session | None = g.pop("db_session", None)
     if session is not None:
         session.close()

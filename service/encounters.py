@@ -93,7 +93,7 @@ def available_encounters(
         "ends": window.ends,
     }
     # all(): one fetchall, not a fetchone per row.
-    rows = db.session.connection().execute(_statement(shape), parameters).all()
+    rows = db.connection.execute(_statement(shape), parameters).all()
     return [AvailableEncounter(*row) for row in rows]
 
 

@@ -103,7 +103,8 @@ def bearer_authenticated(view: Callable[..., Response]) -> Callable[..., Respons
     ],
 )
 @bearer_authenticated
-@blp.arguments(EncounterQuerySchema, location="query")
+# An instance, not the class: webargs would build a new schema for every request.
+@blp.arguments(EncounterQuerySchema(), location="query")
 @blp.response(200, EncounterSchema(many=True), description="The encounters, by start then Id.")
 @blp.alt_response(304, description="Not Modified: the If-None-Match ETag still matches.")
 @blp.alt_response(400, description="Malformed identifier or query parameter.", **_PROBLEM)
