@@ -10,6 +10,7 @@ from flask import Flask
 from service.config import Settings
 from service.db import db
 from service.docs_ui import ASSETS_URL, SWAGGER_UI_CONFIG
+from service.json_provider import OrjsonProvider
 from service.logs import init_access_log
 from service.metrics import init_metrics
 from service.problems import Api, register_error_handlers
@@ -25,6 +26,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app from `config` (upper-case names), or from the environment when None."""
     settings = Settings.from_environment() if config is None else Settings.from_mapping(config)
     app = Flask(__name__, static_folder=None)
+    app.json = OrjsonProvider(app)
     app.config.update(
         API_TITLE=API_TITLE,
         API_VERSION=API_VERSION,
@@ -43,7 +45,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             },
         },
     )
-    app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["encounters.settings"] = settings
     db.init_app(app, settings.database_url)
     init_request_ids(app)

@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 CONNECT_TIMEOUT_SECONDS = 3
+PING_AFTER_IDLE_SECONDS = 2.0
 
 
 class Database:
-    """One engine per app and per process; one session per request."""
+    """One engine per app and per process; one connection (or session) per request.
+
+    A request only reads, so its connection and session run each statement on its own
+    (autocommit): no BEGIN and ROLLBACK round trips around the request's two statements.
+    The endpoint reads through `connection` (Core: no ORM session to set up and tear down per
+    request). Writers (the CLI commands) use `engine`, whose transactions are unchanged.
+    """
 
     def init_app(self, app: Flask, url: str) -> None:
         """Bind the app to the database at `url` (nothing connects until first use)."""
@@ -27,6 +36,15 @@ class Database:
         """The current app's engine, made anew in a forked worker."""
         binding: _Binding = current_app.extensions["encounters.db"]
         return binding.engine()
+
+    @property
+    def connection(self) -> Connection:
+        """The read-only (autocommit) connection of the current request, opened on first use."""
+        if "db_connection" not in g:
+            binding: _Binding = current_app.extensions["encounters.db"]
+            g.db_connection = binding.connect()
+        connection: Connection = g.db_connection
+        return connection
 
     @property
     def session(self) -> Session:
@@ -44,6 +62,7 @@ class _Binding:
         self._pid: int | None = None
         self._engine: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
+        self._reader: Engine | None = None
 
     def engine(self) -> Engine:
         # A pool inherited across fork() would share sockets between workers.
@@ -52,9 +71,15 @@ class _Binding:
 
             self._engine = make_engine(self.url)
             observe_engine(self._engine)
-            self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+            self._reader = self._engine.execution_options(isolation_level="AUTOCOMMIT")
+            self._sessions = sessionmaker(self._reader, expire_on_commit=False)
             self._pid = os.getpid()
         return self._engine
+
+    def connect(self) -> Connection:
+        self.engine()
+        assert self._reader is not None
+        return self._reader.connect()
 
     def sessions(self) -> Session:
         self.engine()
@@ -73,7 +98,6 @@ def make_engine(url: str, **options: Any) -> Engine:
         engine = create_engine(url, **options)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    options.setdefault("pool_pre_ping", True)
     options.setdefault("pool_size", 5)
     # An outage should answer 503 within a few seconds, not hold a worker until gunicorn kills it.
     options.setdefault("pool_timeout", 5)
@@ -88,7 +112,45 @@ def make_engine(url: str, **options: Any) -> Engine:
             "tcp_user_timeout": 10_000,
         },
     )
-    return create_engine(url, **options)
+    engine = create_engine(url, **options)
+    event.listen(engine, "connect", _utc_session)
+    ping_after_idle(engine)
+    return engine
+
+
+def ping_after_idle(engine: Engine, idle_seconds: float = PING_AFTER_IDLE_SECONDS) -> None:
+    """Test a pooled connection before use only when it has been idle for `idle_seconds`.
+
+    `pool_pre_ping` would cost a round trip (two, with its BEGIN) on every checkout. A server
+    that restarted or vanished while the pool was idle is still caught here, before any request
+    sees it; one lost under load fails its request with a 503, and SQLAlchemy then discards
+    every connection of the pool, so the next request connects afresh.
+    """
+
+    def stamp(_dbapi_connection: Any, record: Any, *_args: Any) -> None:
+        record.info["last_used"] = time.monotonic()
+
+    def check(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("last_used", 0.0) < idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+            dbapi_connection.rollback()  # the ping's transaction, so autocommit can be set
+        except Exception as error:
+            # The pool discards this connection and checks out (or opens) another one.
+            raise DisconnectionError(type(error).__name__) from error
+
+    event.listen(engine, "connect", stamp)
+    event.listen(engine, "checkin", stamp)
+    event.listen(engine, "checkout", check)
+
+
+def _utc_session(connection: Any, _record: Any) -> None:
+    # psycopg then returns timestamps with datetime.UTC itself: no conversion per value.
+    cursor = connection.cursor()
+    cursor.execute("SET TIME ZONE 'UTC'")
+    cursor.close()
+    connection.commit()
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
@@ -99,6 +161,9 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
 
 
 def _close_session(_exc: BaseException | None) -> None:
+    connection: Connection | None = g.pop("db_connection", None)
+    if connection is not None:
+        connection.close()
     session: Session | None = g.pop("db_session", None)
     if session is not None:
         session.close()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, case, exists, func, literal, or_, select
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import Select, and_, bindparam, case, func, literal, not_, select, union_all
+from sqlalchemy.sql.elements import ColumnElement, Label
 
 from service.db import db
 from service.models import Booking, Center, Encounter, Role
@@ -76,55 +77,102 @@ def available_encounters(
     target: DirectoryUser, window: Window, unit: int | None = None, online: bool | None = None
 ) -> list[AvailableEncounter]:
     """The target's encounters in the window, in one SQL statement whatever their number."""
-    scope = _scope(target, unit)
-    if scope is None:
+    staff = target.role is Role.STAFF_MEMBER
+    if not staff:
+        unit = unit or target.current_unit
+        if unit is None:
+            return []
+    elif not target.center_ids:
         return []
-    conditions = [
-        scope,
-        Encounter.cancelled.is_(False),
-        Encounter.starts_at >= window.starts,
-        Encounter.starts_at < window.ends,
-    ]
-    if online is not None:
-        conditions.append(Encounter.is_online.is_(online))
-    statement = (
+    shape = _Shape(staff, bool(target.center_ids), unit is not None, online)
+    parameters = {
+        "user_id": target.id,
+        "centers": sorted(target.center_ids),
+        "unit": unit,
+        "starts": window.starts,
+        "ends": window.ends,
+    }
+    # all(): one fetchall, not a fetchone per row.
+    rows = db.connection.execute(_statement(shape), parameters).all()
+    return [AvailableEncounter(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What decides the statement's text; everything else is a bound parameter."""
+
+    staff: bool
+    has_centers: bool
+    has_unit: bool
+    online: bool | None
+
+
+@functools.cache
+def _statement(shape: _Shape) -> Select:
+    """Built once per shape: SQLAlchemy then reuses its compiled form and cache key."""
+    branches = [_select(scope) for scope in _scopes(shape)]
+    if len(branches) == 1:
+        return branches[0].order_by(Encounter.starts_at, Encounter.id)
+    # Each branch is its own index range scan; an OR across them would scan the whole unit.
+    union = union_all(*branches).subquery()
+    return select(union).order_by(union.c.starts_at, union.c.id)
+
+
+def _select(scope: ColumnElement[bool]) -> Select:
+    return (
         select(
             Encounter.unit_number,
             Encounter.id,
             Encounter.starts_at,
             Encounter.ends_at,
-            _status(target.id),
+            _status(),
             Encounter.is_online,
-            Center.id,
+            Center.id.label("center_id"),
             Center.name,
             Center.reference_id,
         )
         .join(Center, Center.id == Encounter.center_id)
-        .where(*conditions)
-        .order_by(Encounter.starts_at, Encounter.id)
+        .where(
+            scope,
+            not_(Encounter.cancelled),
+            Encounter.starts_at >= bindparam("starts"),
+            Encounter.starts_at < bindparam("ends"),
+        )
     )
-    return [AvailableEncounter(*row) for row in db.session.execute(statement)]
 
 
-def _scope(target: DirectoryUser, unit: int | None) -> ColumnElement[bool] | None:
-    if target.role is Role.STAFF_MEMBER:
-        if not target.center_ids:
-            return None
-        in_centers = Encounter.center_id.in_(sorted(target.center_ids))
-        return in_centers if unit is None else and_(Encounter.unit_number == unit, in_centers)
-    unit = unit or target.current_unit
-    if unit is None:
-        return None
-    own_centers = Encounter.center_id.in_(sorted(target.center_ids))
-    return and_(Encounter.unit_number == unit, or_(own_centers, Encounter.is_online.is_(True)))
+def _scopes(shape: _Shape) -> list[ColumnElement[bool]]:
+    """Disjoint conditions, one per index range scan, whose union is the target's encounters."""
+    # The bare column (not `IS true`) so the planner matches the partial index on it.
+    only_online: ColumnElement[bool] = Encounter.is_online.expression
+    in_center_only = not_(only_online)
+    in_centers = Encounter.center_id.in_(bindparam("centers", expanding=True))
+    of_unit = Encounter.unit_number == bindparam("unit")
+    if shape.staff:
+        scope = and_(of_unit, in_centers) if shape.has_unit else in_centers
+        if shape.online is not None:
+            scope = and_(scope, only_online if shape.online else in_center_only)
+        return [scope]
+    scopes = []
+    if shape.online is not True and shape.has_centers:
+        scopes.append(and_(of_unit, in_centers, in_center_only))
+    if shape.online is not False:
+        scopes.append(and_(of_unit, only_online))
+    return scopes
 
 
-def _status(user_id: uuid.UUID) -> ColumnElement[str]:
-    active = and_(Booking.encounter_id == Encounter.id, Booking.cancelled.is_(False))
-    booked = exists().where(active, Booking.user_id == user_id)
-    taken = select(func.count()).where(active).scalar_subquery()
-    return case(
-        (booked, literal("Booked")),
-        (taken >= Encounter.capacity, literal("Full")),
-        else_=literal("Available"),
-    ).label("status")
+def _status() -> Label[str]:
+    """Booked, Full or Available: one index-only scan of the encounter's active bookings."""
+    mine = func.sum(case((Booking.user_id == bindparam("user_id"), 1), else_=0))
+    return (
+        select(
+            case(
+                (mine > 0, literal("Booked")),
+                (func.count() >= Encounter.capacity, literal("Full")),
+                else_=literal("Available"),
+            )
+        )
+        .where(Booking.encounter_id == Encounter.id, not_(Booking.cancelled))
+        .scalar_subquery()
+        .label("status")
+    )

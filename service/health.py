@@ -24,5 +24,5 @@ def live() -> dict[str, Any]:
 @blp.alt_response(503, description="The database does not answer.")
 def ready() -> dict[str, Any]:
     """The database answers a trivial query."""
-    db.session.execute(text("SELECT 1"))
+    db.connection.execute(text("SELECT 1"))
     return {"status": "ok"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -96,7 +97,13 @@ def route_template() -> str:
     rule = request.url_rule
     if rule is None:
         return UNMATCHED_ROUTE
-    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+    return _template(rule.rule)
+
+
+@functools.lru_cache(maxsize=256)
+def _template(rule: str) -> str:
+    # Once per route, not twice per request (metrics and the access log both ask).
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
 
 
 def request_seconds() -> float:

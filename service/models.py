@@ -53,8 +53,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
+        if value is None or value.tzinfo is UTC:  # PostgreSQL sessions are in UTC (db.py)
+            return value
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
@@ -115,7 +115,8 @@ class Encounter(Base):
             "unit_number",
             "starts_at",
             postgresql_where=text("is_online"),
-            sqlite_where=text("is_online"),
+            # As SQLAlchemy writes the condition there, so that SQLite matches it (0002).
+            sqlite_where=text("is_online = 1"),
         ),
     )
 
@@ -131,6 +132,16 @@ class Encounter(Base):
 
 class Booking(Base):
     __tablename__ = "bookings"
+    __table_args__ = (
+        # An encounter's status: its active bookings counted, the target's found, index-only.
+        Index(
+            "ix_bookings_active",
+            "encounter_id",
+            "user_id",
+            postgresql_where=text("NOT cancelled"),
+            sqlite_where=text("cancelled = 0"),
+        ),
+    )
 
     encounter_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("encounters.id", ondelete="CASCADE"), primary_key=True

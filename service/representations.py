@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 from flask import current_app, request
 from werkzeug import Response
@@ -26,9 +25,8 @@ def negotiate() -> str:
     return best
 
 
-def json_response(payload: Any, mimetype: str) -> Response:
-    """A 200 with a strong ETag, answered as 304 when `If-None-Match` matches."""
-    body = current_app.json.dumps(payload).encode()
+def json_response(body: bytes, mimetype: str) -> Response:
+    """A 200 of JSON `body` with a strong ETag, answered as 304 when `If-None-Match` matches."""
     response = current_app.response_class(body, mimetype=mimetype)
     response.content_type = f"{mimetype}; charset=utf-8"
     response.set_etag(_etag(mimetype, body))

@@ -9,14 +9,15 @@ directory raises `DirectoryUnavailable`, which becomes a 503.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from flask import Flask
-from sqlalchemy import ColumnElement, false, or_, select
+from sqlalchemy import BindParameter, ColumnElement, Select, bindparam, false, or_, select
 
 from service.config import ConfigError
 from service.db import db
@@ -56,43 +57,72 @@ class DatabaseUserResolver:
         """Look every identifier up in one statement; each condition is an index lookup."""
         if not identifiers:
             return []
-        condition = or_(*(_condition(identifier) for identifier in identifiers))
-        statement = (
-            select(User, StaffAssignment.center_id)
-            .outerjoin(StaffAssignment, StaffAssignment.user_id == User.id)
-            .where(condition)
-        )
-        users: dict[uuid.UUID, User] = {}
+        statement = _statement(tuple(identifier.kind for identifier in identifiers))
+        parameters = {
+            f"key_{position}": _lookup_value(identifier)
+            for position, identifier in enumerate(identifiers)
+        }
+        users: dict[uuid.UUID, tuple[str, str, Role, int | None]] = {}
         centers: dict[uuid.UUID, set[uuid.UUID]] = {}
-        for user, assigned_center in db.session.execute(statement):
-            users[user.id] = user
-            own = centers.setdefault(user.id, set())
-            if user.center_id is not None:
-                own.add(user.center_id)
+        for row in db.connection.execute(statement, parameters).all():
+            user_id, email, reference_id, role, own_center, current_unit, assigned_center = row
+            users[user_id] = (email, reference_id, role, current_unit)
+            own = centers.setdefault(user_id, set())
+            if own_center is not None:
+                own.add(own_center)
             if assigned_center is not None:
                 own.add(assigned_center)
         found = [
             DirectoryUser(
-                id=user.id,
-                email=user.email,
-                reference_id=user.reference_id,
-                role=user.role,
-                center_ids=frozenset(centers[user.id]),
-                current_unit=user.current_unit,
+                id=user_id,
+                email=email,
+                reference_id=reference_id,
+                role=role,
+                center_ids=frozenset(centers[user_id]),
+                current_unit=current_unit,
             )
-            for user in users.values()
+            for user_id, (email, reference_id, role, current_unit) in users.items()
         ]
         return [_match(identifier, found) for identifier in identifiers]
 
 
-def _condition(identifier: UserIdentifier) -> ColumnElement[bool]:
-    if identifier.kind is IdentifierKind.ID:
-        return User.id == identifier.user_id
-    if identifier.kind is IdentifierKind.EMAIL:
-        return User.email_key == lookup_key(identifier.value)
-    if identifier.kind is IdentifierKind.REFERENCE:
-        return User.reference_key == lookup_key(identifier.value)
+@functools.cache
+def _statement(kinds: tuple[IdentifierKind, ...]) -> Select:
+    """Built once per combination of kinds, so SQLAlchemy reuses its compiled form."""
+    condition = or_(
+        *(_condition(kind, bindparam(f"key_{position}")) for position, kind in enumerate(kinds))
+    )
+    return (
+        select(
+            User.id,
+            User.email,
+            User.reference_id,
+            User.role,
+            User.center_id,
+            User.current_unit,
+            StaffAssignment.center_id,
+        )
+        .outerjoin(StaffAssignment, StaffAssignment.user_id == User.id)
+        .where(condition)
+    )
+
+
+def _condition(kind: IdentifierKind, key: BindParameter[Any]) -> ColumnElement[bool]:
+    if kind is IdentifierKind.ID:
+        return User.id == key
+    if kind is IdentifierKind.EMAIL:
+        return User.email_key == key
+    if kind is IdentifierKind.REFERENCE:
+        return User.reference_key == key
     return false()
+
+
+def _lookup_value(identifier: UserIdentifier) -> object:
+    if identifier.kind is IdentifierKind.ID:
+        return identifier.user_id
+    if identifier.kind in (IdentifierKind.EMAIL, IdentifierKind.REFERENCE):
+        return lookup_key(identifier.value)
+    return None
 
 
 def _match(identifier: UserIdentifier, users: list[DirectoryUser]) -> DirectoryUser | None:

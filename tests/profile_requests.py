@@ -1,0 +1,132 @@
+"""Time (and optionally profile) the endpoint in-process, through the test client.
+
+    DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/fast_big \\
+    JWT_SECRET=dev-only-secret-do-not-deploy-0123456789 \\
+        .venv/bin/python -m tests.profile_requests --requests 2000 [--profile cprofile|pyinstrument]
+
+Not a test: a measuring tool for the database `flask demo-data` built (ST-000001, a staff member
+of ST-000001's center: about 20 items, and about 500). It prints microseconds per request for each case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from datetime import UTC, datetime, timedelta
+
+import jwt
+from sqlalchemy import select
+
+from service import create_app
+from service.db import db
+from service.models import StaffAssignment, User
+
+
+def _token(secret: str, subject: str, role: str) -> str:
+    now = int(time.time())
+    return jwt.encode(
+        {"sub": subject, "role": role, "iat": now, "exp": now + 3600}, secret, algorithm="HS256"
+    )
+
+
+def main() -> None:
+    """Run the loops and print µs per request."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--profile", choices=["cprofile", "pyinstrument"])
+    parser.add_argument("--case", default="student,staff,staff-500")
+    arguments = parser.parse_args()
+
+    app = create_app()
+    secret = app.extensions["encounters.settings"].jwt_secret
+    with app.app_context():
+        student = db.session.scalars(select(User).where(User.reference_id == "ST-000001")).one()
+        staff = db.session.scalars(
+            select(User.reference_id)
+            .join(StaffAssignment, StaffAssignment.user_id == User.id)
+            .where(StaffAssignment.center_id == student.center_id)
+            .order_by(User.reference_id)
+        ).first()
+    today = datetime.now(UTC).date()
+
+    def window(days: int) -> str:
+        return f"from={today}&to={today + timedelta(days=days)}"
+
+    # Demo data: about 20 items for the first two cases, about 500 for the third.
+    cases = {
+        "student": (
+            f"/users/me/encounters?online=false&{window(5)}",
+            _token(secret, "ST-000001", "Student"),
+        ),
+        "staff": (
+            f"/users/ST-000001/encounters?online=false&{window(5)}",
+            _token(secret, str(staff), "StaffMember"),
+        ),
+        "staff-500": (
+            f"/users/me/encounters?{window(6)}",
+            _token(secret, "SM-0001", "StaffMember"),
+        ),
+    }
+    client = app.test_client()
+    for name in arguments.case.split(","):
+        path, token = cases[name]
+        headers = {"Authorization": f"Bearer {token}"}
+        first = client.get(path, headers=headers)
+        assert first.status_code == 200, first.get_data(as_text=True)
+        for _ in range(50):
+            client.get(path, headers=headers)
+        profiler = _profiler(arguments.profile)
+        durations = []
+        started, cpu_started = time.perf_counter(), time.process_time()
+        for _ in range(arguments.requests):
+            before = time.perf_counter()
+            client.get(path, headers=headers)
+            durations.append(time.perf_counter() - before)
+        elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
+        print(
+            f"{name}: {len(first.get_json())} items, "
+            f"{elapsed / arguments.requests * 1e6:.0f} µs/request wall "
+            f"(p50 {statistics.median(durations) * 1e6:.0f}), "
+            f"{cpu / arguments.requests * 1e6:.0f} µs/request CPU of this process, "
+            f"over {arguments.requests}"
+        )
+        if profiler is not None:
+            profiler(name)
+
+
+def _profiler(kind: str | None):  # type: ignore[no-untyped-def]
+    if kind == "cprofile":
+        import cProfile
+        import pstats
+
+        profile = cProfile.Profile()
+        profile.enable()
+
+        def report(name: str) -> None:
+            profile.disable()
+            path = f"/tmp/profile-{name}.pstats"
+            profile.dump_stats(path)
+            pstats.Stats(profile).sort_stats("cumulative").print_stats(45)
+
+        return report
+    if kind == "pyinstrument":
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.0001)
+        profiler.start()
+
+        def report_pyinstrument(name: str) -> None:
+            profiler.stop()
+            path = f"/tmp/profile-{name}.txt"
+            with open(path, "w") as out:
+                out.write(profiler.output_text(unicode=True, show_all=False))
+            print(f"  pyinstrument report: {path}")
+
+        return report_pyinstrument
+    return None
+
+
+if __name__ == "__main__":
+    main()
