@@ -1,11 +1,11 @@
 """Time (and optionally profile) the endpoint in-process, through the test client.
 
-    DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/fast_big \\
+    DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/bench_1m \\
     JWT_SECRET=dev-only-secret-do-not-deploy-0123456789 \\
-        .venv/bin/python -m tests.profile_requests --requests 2000 [--profile cprofile|pyinstrument]
+        .venv/bin/python -m bench.profile_requests --requests 2000 [--profile cprofile|pyinstrument]
 
-Not a test: a measuring tool for the database `flask demo-data` built (ST-000001, a staff member
-of ST-000001's center: about 20 items, and about 500). It prints microseconds per request for each case.
+A measuring tool for a database `flask demo-data` built (ST-000001, a staff member of
+ST-000001's center: about 20 items, and about 500). It prints microseconds per request per case.
 """
 
 from __future__ import annotations
