@@ -55,6 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 ITEMS, BIG_ITEMS = 20, 500
+# The setup: 2 sync workers (gunicorn.conf.py's own default here would be 2 x 2 + 1).
 WORKERS = 2
 # The targets.
 MIN_CEILING_SHARE = 0.5
@@ -230,6 +231,7 @@ class Options:
     seed: int
     explain: bool
     log_dir: Path
+    workers: int = WORKERS
 
 
 def measure(dataset: Dataset, options: Options) -> tuple[SizeResult, list[RequestPlans]]:
@@ -246,9 +248,9 @@ def measure(dataset: Dataset, options: Options) -> tuple[SizeResult, list[Reques
 
     # The access log (one JSON line per request, as in production) goes to a file, not a terminal.
     log = options.log_dir / f"gunicorn-{name}.log"
-    environment = {"WEB_CONCURRENCY": str(WORKERS), "LOG_LEVEL": "info"}
+    environment = {"WEB_CONCURRENCY": str(options.workers), "LOG_LEVEL": "info"}
     with running_gunicorn(
-        dataset.url, secret, log, workers=WORKERS, port=free_port(), environment=environment
+        dataset.url, secret, log, workers=options.workers, port=free_port(), environment=environment
     ) as server:
         small, big = scenarios(server, dataset, secret, options.users, options.seed)
         failures = verify(server, small) + verify(server, big)
@@ -275,7 +277,7 @@ def measure(dataset: Dataset, options: Options) -> tuple[SizeResult, list[Reques
         dataset.url,
         secret,
         options.log_dir / f"gunicorn-fixed-{name}.log",
-        workers=WORKERS,
+        workers=options.workers,
         port=free_port(),
         environment=environment,
         app="bench.fixed_app:app",
@@ -493,6 +495,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10, help="per measured wrk run")
     parser.add_argument("--warmup", type=float, default=2, help="per wrk run, not measured")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--workers", type=int, default=WORKERS, help="gunicorn sync workers, both apps"
+    )
     parser.add_argument("--users", type=int, default=100, help="random users of each role")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rebuild", action="store_true", help="rebuild the size databases")
@@ -541,6 +546,7 @@ def main() -> int:
         arguments.seed,
         arguments.explain,
         RESULTS,
+        arguments.workers,
     )
     started = time.time()
     command = " ".join(["python -m bench.perf", *sys.argv[1:]])
@@ -589,7 +595,7 @@ def main() -> int:
         **info,
         "seconds_per_run": arguments.seconds,
         "connections": arguments.connections,
-        "workers": WORKERS,
+        "workers": arguments.workers,
         "elapsed_seconds": round(time.time() - started),
         "sizes": [asdict(r) for r in results],
         "targets": [asdict(t) for t in targets],
