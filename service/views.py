@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
+from http import HTTPStatus
 from typing import Any
 
 import flask_smorest
@@ -69,7 +70,34 @@ blp = Blueprint(
 # EncounterSchema's own output, without marshmallow's per-field work for every encounter.
 _encounters_json = compile_json(EncounterSchema)
 
-_PROBLEM = {"schema": ProblemSchema, "content_type": "application/problem+json"}
+_CHALLENGE = {
+    "WWW-Authenticate": {
+        "schema": {"type": "string"},
+        "description": 'RFC 6750 challenge; with error="invalid_token" when a token failed.',
+    }
+}
+_RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}}
+
+
+def _problem(
+    status: int, detail: str, errors: dict[str, list[str]] | None = None, **options: Any
+) -> dict[str, Any]:
+    """`alt_response` arguments of a problem-details status, with an example as it is sent."""
+    example: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if errors:
+        example["errors"] = errors
+    example["request_id"] = "4bf92f3577b34da6a3ce929d0e0e4736"
+    return {
+        "schema": ProblemSchema,
+        "content_type": "application/problem+json",
+        "example": example,
+        **options,
+    }
 
 
 def bearer_authenticated(view: Callable[..., Response]) -> Callable[..., Response]:
@@ -107,12 +135,40 @@ def bearer_authenticated(view: Callable[..., Response]) -> Callable[..., Respons
 @blp.arguments(EncounterQuerySchema(), location="query")
 @blp.response(200, EncounterSchema(many=True), description="The encounters, by start then Id.")
 @blp.alt_response(304, description="Not Modified: the If-None-Match ETag still matches.")
-@blp.alt_response(400, description="Malformed identifier or query parameter.", **_PROBLEM)
-@blp.alt_response(401, description="No token, or one that fails verification.", **_PROBLEM)
-@blp.alt_response(403, description="The caller is no Student or StaffMember.", **_PROBLEM)
-@blp.alt_response(404, description="No such user, or one the caller may not see.", **_PROBLEM)
-@blp.alt_response(406, description="Accept admits neither JSON type.", **_PROBLEM)
-@blp.alt_response(503, description="Database or directory unavailable.", **_PROBLEM)
+@blp.alt_response(
+    400,
+    description="Malformed identifier or query parameter.",
+    **_problem(400, "The request's parameters are invalid.", {"unit": ["Not a valid integer."]}),
+)
+@blp.alt_response(
+    401,
+    description="No token, or one that fails verification.",
+    **_problem(401, "the token has expired", headers=_CHALLENGE),
+)
+@blp.alt_response(
+    403,
+    description="The caller is no Student or StaffMember.",
+    **_problem(403, "Only a known Student or StaffMember may call this."),
+)
+@blp.alt_response(
+    404,
+    description="No such user, or one the caller may not see.",
+    **_problem(404, NOT_FOUND_DETAIL),
+)
+@blp.alt_response(
+    406,
+    description="Accept admits neither JSON type.",
+    **_problem(406, "This resource is served as application/json or text/json."),
+)
+@blp.alt_response(
+    503,
+    description="Database or directory unavailable.",
+    **_problem(
+        503,
+        "The service's data is unreachable right now; try again shortly.",
+        headers=_RETRY_AFTER,
+    ),
+)
 @blp.doc(
     security=[{"bearerAuth": []}],
     responses={

@@ -4,9 +4,12 @@ truth: the bearer scheme for "Authorize", and every status of the endpoint."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from flask.testing import FlaskClient
+
+from tests.conftest import Dataset, Tokens
 
 ENDPOINT = "/users/{userIdentifier}/encounters"
 
@@ -100,3 +103,47 @@ def test_every_reference_in_the_document_resolves(client: FlaskClient) -> None:
         for part in reference.removeprefix("#/").split("/"):
             assert isinstance(target, dict) and part in target, f"{reference} does not resolve"
             target = target[part]
+
+
+def _documented_example(client: FlaskClient, status: int) -> dict[str, object]:
+    response = client.get("/openapi.json").get_json()["paths"][ENDPOINT]["get"]["responses"]
+    example: dict[str, object] = response[str(status)]["content"]["application/problem+json"][
+        "example"
+    ]
+    return example
+
+
+def _real_problems(tokens: Tokens) -> dict[int, tuple[dict[str, str], str]]:
+    """A request for each documented error status, as a caller would make it."""
+    student = tokens.header()
+    return {
+        400: (student, "/users/me/encounters?unit=x"),
+        401: ({"Authorization": f"Bearer {tokens.mint(exp=int(time.time()) - 60)}"}, ""),
+        403: (tokens.header(role="Teacher"), ""),
+        404: (student, "/users/SM-1/encounters"),
+        406: ({**student, "Accept": "text/html"}, ""),
+    }
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 406])
+def test_documented_error_examples_are_what_the_service_sends(
+    client: FlaskClient, dataset: Dataset, tokens: Tokens, status: int
+) -> None:
+    headers, path = _real_problems(tokens)[status]
+    response = client.get(path or "/users/me/encounters", headers=headers)
+    assert response.status_code == status
+    body = response.get_json()
+    example = _documented_example(client, status)
+    assert set(example) == set(body)
+    assert {k: v for k, v in example.items() if k != "request_id"} == {
+        k: v for k, v in body.items() if k != "request_id"
+    }
+
+
+def test_documented_503_example_has_the_problem_shape_and_its_header(client: FlaskClient) -> None:
+    example = _documented_example(client, 503)
+    assert example["status"] == 503 and example["title"] == "Service Unavailable"
+    assert set(example) == {"type", "title", "status", "detail", "request_id"}
+    responses = client.get("/openapi.json").get_json()["paths"][ENDPOINT]["get"]["responses"]
+    assert "Retry-After" in responses["503"]["headers"]
+    assert "WWW-Authenticate" in responses["401"]["headers"]
