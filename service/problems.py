@@ -24,14 +24,10 @@ RETRY_AFTER_SECONDS = 5
 log = logging.getLogger(__name__)
 
 
-def problem(
-    status: int,
-    detail: str,
-    *,
-    errors: dict[str, list[str]] | None = None,
-    headers: dict[str, str] | None = None,
-) -> Response:
-    """A problem-details response; the only way an error body is made."""
+def problem_body(
+    status: int, detail: str, errors: dict[str, list[str]] | None, request_id: str
+) -> dict[str, Any]:
+    """The problem-details body of a status (the OpenAPI examples are made by it too)."""
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": HTTPStatus(status).phrase,
@@ -40,7 +36,19 @@ def problem(
     }
     if errors:
         body["errors"] = errors
-    body["request_id"] = g.get("request_id", "")
+    body["request_id"] = request_id
+    return body
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    errors: dict[str, list[str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """A problem-details response; the only way an error response is made."""
+    body = problem_body(status, detail, errors, g.get("request_id", ""))
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_TYPE)
     response.headers.update(headers or {})
     return response

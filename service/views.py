@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from http import HTTPStatus
 from typing import Any
 
 import flask_smorest
@@ -26,7 +25,7 @@ from service.identifiers import (
 )
 from service.metrics import TimedResolver
 from service.policy import Caller, Decision, may_view
-from service.problems import abort
+from service.problems import PROBLEM_TYPE, abort, problem_body
 from service.representations import json_response, negotiate
 from service.resolvers import UserResolver
 from service.serialization import compile_json
@@ -83,19 +82,10 @@ def _problem(
     status: int, detail: str, errors: dict[str, list[str]] | None = None, **options: Any
 ) -> dict[str, Any]:
     """`alt_response` arguments of a problem-details status, with an example as it is sent."""
-    example: dict[str, Any] = {
-        "type": "about:blank",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-    }
-    if errors:
-        example["errors"] = errors
-    example["request_id"] = "4bf92f3577b34da6a3ce929d0e0e4736"
     return {
         "schema": ProblemSchema,
-        "content_type": "application/problem+json",
-        "example": example,
+        "content_type": PROBLEM_TYPE,
+        "example": problem_body(status, detail, errors, "4bf92f3577b34da6a3ce929d0e0e4736"),
         **options,
     }
 
