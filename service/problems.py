@@ -21,6 +21,8 @@ from service.tokens import Unauthenticated
 
 PROBLEM_TYPE = "application/problem+json"
 RETRY_AFTER_SECONDS = 5
+INVALID_PARAMETERS_DETAIL = "The request's parameters are invalid."
+UNAVAILABLE_DETAIL = "The service's data is unreachable right now; try again shortly."
 log = logging.getLogger(__name__)
 
 
@@ -83,7 +85,7 @@ class Api(flask_smorest.Api):
         headers.update(data.get("headers") or {})
         errors = _flatten(data.get("messages")) if "messages" in data else data.get("errors")
         if status == 400 and errors:
-            detail = "The request's parameters are invalid."
+            detail = INVALID_PARAMETERS_DETAIL
         else:
             detail = data.get("message") or error.description or HTTPStatus(status).description
         return problem(status, detail, errors=errors, headers=headers)
@@ -112,7 +114,7 @@ def register_error_handlers(app: Flask) -> None:
         log.warning("dependency unavailable: %s", type(error).__name__)
         return problem(
             503,
-            "The service's data is unreachable right now; try again shortly.",
+            UNAVAILABLE_DETAIL,
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
 

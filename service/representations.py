@@ -9,6 +9,7 @@ from werkzeug import Response
 from werkzeug.exceptions import NotAcceptable
 
 JSON_TYPES = ("application/json", "text/json")
+NOT_ACCEPTABLE_DETAIL = f"This resource is served as {' or '.join(JSON_TYPES)}."
 
 
 def negotiate() -> str:
@@ -18,7 +19,7 @@ def negotiate() -> str:
     accept = request.accept_mimetypes
     best = accept.best_match(JSON_TYPES)
     if best is None:
-        raise NotAcceptable(f"This resource is served as {' or '.join(JSON_TYPES)}.")
+        raise NotAcceptable(NOT_ACCEPTABLE_DETAIL)
     # "*/*" and "application/*" rate both alike; the original's first type wins the tie.
     if accept.quality(JSON_TYPES[0]) >= accept.quality(best):
         return JSON_TYPES[0]

@@ -25,13 +25,20 @@ from service.identifiers import (
 )
 from service.metrics import TimedResolver
 from service.policy import Caller, Decision, may_view
-from service.problems import PROBLEM_TYPE, abort, problem_body
-from service.representations import json_response, negotiate
+from service.problems import (
+    INVALID_PARAMETERS_DETAIL,
+    PROBLEM_TYPE,
+    UNAVAILABLE_DETAIL,
+    abort,
+    problem_body,
+)
+from service.representations import NOT_ACCEPTABLE_DETAIL, json_response, negotiate
 from service.resolvers import UserResolver
 from service.serialization import compile_json
 from service.tokens import Principal, TokenVerifier
 
 NOT_FOUND_DETAIL = "No user with that identifier is visible to you."
+FORBIDDEN_DETAIL = "Only a known Student or StaffMember may call this."
 
 
 class IdentifierConverter(PathConverter):
@@ -128,7 +135,7 @@ def bearer_authenticated(view: Callable[..., Response]) -> Callable[..., Respons
 @blp.alt_response(
     400,
     description="Malformed identifier or query parameter.",
-    **_problem(400, "The request's parameters are invalid.", {"unit": ["Not a valid integer."]}),
+    **_problem(400, INVALID_PARAMETERS_DETAIL, {"unit": ["Not a valid integer."]}),
 )
 @blp.alt_response(
     401,
@@ -138,7 +145,7 @@ def bearer_authenticated(view: Callable[..., Response]) -> Callable[..., Respons
 @blp.alt_response(
     403,
     description="The caller is no Student or StaffMember.",
-    **_problem(403, "Only a known Student or StaffMember may call this."),
+    **_problem(403, FORBIDDEN_DETAIL),
 )
 @blp.alt_response(
     404,
@@ -148,14 +155,14 @@ def bearer_authenticated(view: Callable[..., Response]) -> Callable[..., Respons
 @blp.alt_response(
     406,
     description="Accept admits neither JSON type.",
-    **_problem(406, "This resource is served as application/json or text/json."),
+    **_problem(406, NOT_ACCEPTABLE_DETAIL),
 )
 @blp.alt_response(
     503,
     description="Database or directory unavailable.",
     **_problem(
         503,
-        "The service's data is unreachable right now; try again shortly.",
+        UNAVAILABLE_DETAIL,
         headers=_RETRY_AFTER,
     ),
 )
@@ -201,7 +208,7 @@ def list_encounters(
 
     decision = may_view(Caller(caller_user, principal.roles), target)
     if decision is Decision.FORBIDDEN:
-        abort(403, "Only a known Student or StaffMember may call this.")
+        abort(403, FORBIDDEN_DETAIL)
     if decision is Decision.NOT_FOUND or target is None:
         abort(404, NOT_FOUND_DETAIL)
 
