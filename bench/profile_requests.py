@@ -41,13 +41,15 @@ def main() -> None:
     app = create_app()
     secret = app.extensions["encounters.settings"].jwt_secret
     with app.app_context():
-        student = db.session.scalars(select(User).where(User.reference_id == "ST-000001")).one()
-        staff = db.session.scalars(
+        center_id = db.connection.execute(
+            select(User.center_id).where(User.reference_id == "ST-000001")
+        ).scalar_one()
+        staff = db.connection.execute(
             select(User.reference_id)
             .join(StaffAssignment, StaffAssignment.user_id == User.id)
-            .where(StaffAssignment.center_id == student.center_id)
+            .where(StaffAssignment.center_id == center_id)
             .order_by(User.reference_id)
-        ).first()
+        ).scalar()
     today = datetime.now(UTC).date()
 
     def window(days: int) -> str:

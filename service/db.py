@@ -11,25 +11,23 @@ from flask import Flask, current_app, g
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.orm import Session, sessionmaker
 
 CONNECT_TIMEOUT_SECONDS = 3
 PING_AFTER_IDLE_SECONDS = 2.0
 
 
 class Database:
-    """One engine per app and per process; one connection (or session) per request.
+    """One engine per app and per process; one connection per request.
 
-    A request only reads, so its connection and session run each statement on its own
-    (autocommit): no BEGIN and ROLLBACK round trips around the request's two statements.
-    The endpoint reads through `connection` (Core: no ORM session to set up and tear down per
-    request). Writers (the CLI commands) use `engine`, whose transactions are unchanged.
+    A request only reads, so its connection runs each statement on its own (autocommit): no
+    BEGIN and ROLLBACK round trips around the request's two statements, and no ORM session to
+    set up and tear down. Writers (the CLI commands) use `engine`, in transactions of their own.
     """
 
     def init_app(self, app: Flask, url: str) -> None:
         """Bind the app to the database at `url` (nothing connects until first use)."""
         app.extensions["encounters.db"] = _Binding(url)
-        app.teardown_appcontext(_close_session)
+        app.teardown_appcontext(_close_connection)
 
     @property
     def engine(self) -> Engine:
@@ -46,22 +44,12 @@ class Database:
         connection: Connection = g.db_connection
         return connection
 
-    @property
-    def session(self) -> Session:
-        """The session of the current request (or CLI command), created on first use."""
-        if "db_session" not in g:
-            binding: _Binding = current_app.extensions["encounters.db"]
-            g.db_session = binding.sessions()
-        session: Session = g.db_session
-        return session
-
 
 class _Binding:
     def __init__(self, url: str) -> None:
         self.url = url
         self._pid: int | None = None
         self._engine: Engine | None = None
-        self._sessions: sessionmaker[Session] | None = None
         self._reader: Engine | None = None
 
     def engine(self) -> Engine:
@@ -72,7 +60,6 @@ class _Binding:
             self._engine = make_engine(self.url)
             observe_engine(self._engine)
             self._reader = self._engine.execution_options(isolation_level="AUTOCOMMIT")
-            self._sessions = sessionmaker(self._reader, expire_on_commit=False)
             self._pid = os.getpid()
         return self._engine
 
@@ -80,11 +67,6 @@ class _Binding:
         self.engine()
         assert self._reader is not None
         return self._reader.connect()
-
-    def sessions(self) -> Session:
-        self.engine()
-        assert self._sessions is not None
-        return self._sessions()
 
 
 def make_engine(url: str, **options: Any) -> Engine:
@@ -160,13 +142,10 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _close_session(_exc: BaseException | None) -> None:
+def _close_connection(_exc: BaseException | None) -> None:
     connection: Connection | None = g.pop("db_connection", None)
     if connection is not None:
         connection.close()
-    session: Session | None = g.pop("db_session", None)
-    if session is not None:
-        session.close()
 
 
 db = Database()

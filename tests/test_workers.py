@@ -13,7 +13,7 @@ from service.db import db
 def test_a_forked_worker_gets_its_own_engine_and_connections(app: Flask) -> None:
     with app.app_context():
         parent_engine = db.engine
-        assert db.session.execute(text("SELECT 1")).scalar_one() == 1
+        assert db.connection.execute(text("SELECT 1")).scalar_one() == 1
     parent_connections = parent_engine.pool.checkedin()
     assert parent_connections == 1
 
@@ -24,7 +24,7 @@ def test_a_forked_worker_gets_its_own_engine_and_connections(app: Flask) -> None
         try:
             with app.app_context():
                 own = db.engine is not parent_engine and db.engine.pool.checkedin() == 0
-                works = db.session.execute(text("SELECT 1")).scalar_one() == 1
+                works = db.connection.execute(text("SELECT 1")).scalar_one() == 1
                 answer = b"1" if own and works else b"0"
         finally:
             os.write(write, answer)
@@ -34,5 +34,5 @@ def test_a_forked_worker_gets_its_own_engine_and_connections(app: Flask) -> None
     with app.app_context():
         # The parent still uses its own pool, untouched by the child.
         assert db.engine is parent_engine
-        assert db.session.execute(text("SELECT 1")).scalar_one() == 1
+        assert db.connection.execute(text("SELECT 1")).scalar_one() == 1
     assert parent_engine.pool.checkedin() == parent_connections
