@@ -32,25 +32,22 @@ def upgrade() -> None:
         postgresql_where=sa.text("NOT cancelled"),
         sqlite_where=sa.text("cancelled = 0"),
     )
-    if op.get_bind().dialect.name == "sqlite":
-        op.drop_index("ix_encounters_online_unit_start", table_name="encounters")
-        op.create_index(
-            "ix_encounters_online_unit_start",
-            "encounters",
-            ["unit_number", "starts_at"],
-            unique=False,
-            sqlite_where=sa.text("is_online = 1"),
-        )
+    _rebuild_online_index_on_sqlite("is_online = 1")
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "sqlite":
-        op.drop_index("ix_encounters_online_unit_start", table_name="encounters")
-        op.create_index(
-            "ix_encounters_online_unit_start",
-            "encounters",
-            ["unit_number", "starts_at"],
-            unique=False,
-            sqlite_where=sa.text("is_online"),
-        )
+    _rebuild_online_index_on_sqlite("is_online")
     op.drop_index("ix_bookings_active", table_name="bookings")
+
+
+def _rebuild_online_index_on_sqlite(condition: str) -> None:
+    if op.get_bind().dialect.name != "sqlite":
+        return
+    op.drop_index("ix_encounters_online_unit_start", table_name="encounters")
+    op.create_index(
+        "ix_encounters_online_unit_start",
+        "encounters",
+        ["unit_number", "starts_at"],
+        unique=False,
+        sqlite_where=sa.text(condition),
+    )
