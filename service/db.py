@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,11 @@ class Database:
         app.extensions["encounters.db"] = _Binding(url)
         app.teardown_appcontext(_close_connection)
 
+    def on_new_engine(self, app: Flask, hook: Callable[[Engine], None]) -> None:
+        """Call `hook` with every engine the app makes: its first, and each forked worker's."""
+        binding: _Binding = app.extensions["encounters.db"]
+        binding.hooks.append(hook)
+
     @property
     def engine(self) -> Engine:
         """The current app's engine, made anew in a forked worker."""
@@ -51,11 +57,14 @@ class _Binding:
         self._pid: int | None = None
         self._engine: Engine | None = None
         self._reader: Engine | None = None
+        self.hooks: list[Callable[[Engine], None]] = []
 
     def engine(self) -> Engine:
         # A pool inherited across fork() would share sockets between workers.
         if self._engine is None or self._pid != os.getpid():
             self._engine = make_engine(self.url)
+            for hook in self.hooks:
+                hook(self._engine)
             self._reader = self._engine.execution_options(isolation_level="AUTOCOMMIT")
             self._pid = os.getpid()
         return self._engine
