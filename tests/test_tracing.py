@@ -155,7 +155,9 @@ def test_no_span_carries_the_path_the_query_an_email_or_the_token(
         lowered = said.lower()
         assert "example.com" not in lowered and "nobody" not in lowered
         assert raw_path.lower() not in lowered
-        identifiers = [part for part in raw_path.split("/") if part not in ("", "users", "encounters")]
+        identifiers = [
+            part for part in raw_path.split("/") if part not in ("", "users", "encounters")
+        ]
         assert [part for part in identifiers if part.lower() in lowered] == []
         assert not query or query not in said
         assert SECRET not in said

@@ -111,7 +111,7 @@ def route_template() -> str:
 
 @functools.lru_cache(maxsize=256)
 def rule_template(rule: str) -> str:
-    """A Flask rule in OpenAPI spelling: `<identifier:userIdentifier>` becomes `{userIdentifier}`."""
+    """A Flask rule in OpenAPI spelling: `<identifier:userIdentifier>` is `{userIdentifier}`."""
     # Cached: once per route, not twice per request (metrics and the access log both ask).
     return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
 

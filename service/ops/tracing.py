@@ -153,7 +153,7 @@ def _resource() -> Resource:
 
 
 def configured_exporters() -> list[SpanExporter]:
-    """The exporters OTEL_TRACES_EXPORTER names (`otlp` when unset); OTLP reads its own variables."""
+    """The exporters OTEL_TRACES_EXPORTER names (`otlp` if unset); OTLP reads its own variables."""
     names = os.environ.get("OTEL_TRACES_EXPORTER") or "otlp"
     chosen = {name.strip().lower() for name in names.split(",")}
     exporters: list[SpanExporter] = []
