@@ -5,132 +5,40 @@ worker inherits the loaded modules, and by the app factory. With tracing off not
 imported and no hook is installed. Each worker starts its own provider and exporter after fork
 (`start_tracing`) and flushes them on a graceful exit (`stop_tracing`).
 
-Every span passes through `ScrubbingSpanProcessor` before any exporter sees it: the identifier
-in the path may be an email, so the raw path and query never leave the process.
+Every span passes through `ScrubbingSpanProcessor` (service/ops/trace_scrubbing.py) before any
+exporter sees it: the identifier in the path may be an email.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from flask import Flask, g
 from opentelemetry import trace
-from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import (
-    Event,
-    ReadableSpan,
-    Span,
-    SpanProcessor,
-    TracerProvider,
-)
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
     SimpleSpanProcessor,
     SpanExporter,
 )
-from opentelemetry.trace import SpanKind, Status, StatusCode
-from opentelemetry.util.types import AttributeValue
+from opentelemetry.trace import Status, StatusCode
 from sqlalchemy import Engine
 
 from service.db import db
 from service.directory import DirectoryUser, UserResolver
 from service.identifiers import UserIdentifier
-from service.ops.logs import redact, rule_template
+from service.ops.trace_scrubbing import ScrubbingSpanProcessor
 
 DEFAULT_SERVICE_NAME = "encounters"
 # Probes and scrapes every few seconds would bury the requests worth reading.
 DEFAULT_EXCLUDED_URLS = "/health/live$,/health/ready$,/metrics$"
 RESOLVER_SPAN = "resolve users"
-# The raw target in every semantic-conventions spelling (the path holds the identifier, an email
-# maybe), and the headers that carry a token if an operator asks for request headers.
-DROPPED_ATTRIBUTES = frozenset(
-    {
-        "http.target",
-        "http.url",
-        "url.path",
-        "url.query",
-        "url.full",
-        "http.request.header.authorization",
-        "http.request.header.cookie",
-    }
-)
-_ROUTE = "http.route"
-_METHODS = ("http.request.method", "http.method")
-
-
-class ScrubbingSpanProcessor(SpanProcessor):
-    """Hands `processor` each ended span without the raw path, query, emails or tokens.
-
-    The Flask and WSGI instrumentations set the raw target after every hook has run, and an ended
-    span is read-only: a copy without them is the only way (the issue's finding).
-    """
-
-    def __init__(self, processor: SpanProcessor) -> None:
-        self.processor = processor
-
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        """Pass the started span on unchanged (nothing is exported before it ends)."""
-        self.processor.on_start(span, parent_context)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        """Pass on a scrubbed copy of the ended span."""
-        self.processor.on_end(scrubbed(span))
-
-    def shutdown(self) -> None:
-        """Shut the wrapped processor down (a batch processor exports what it holds)."""
-        self.processor.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Flush the wrapped processor."""
-        return self.processor.force_flush(timeout_millis)
-
-
-def scrubbed(span: ReadableSpan) -> ReadableSpan:
-    """A copy of `span` fit to leave the process; a server span is named by its route template."""
-    attributes = _clean(span.attributes)
-    name = redact(span.name)
-    if span.kind is SpanKind.SERVER:
-        method = next((str(attributes[key]) for key in _METHODS if key in attributes), "HTTP")
-        route = attributes.get(_ROUTE)
-        # No route (a 404 of the router): the method alone, as the semantic conventions say.
-        name = f"{method} {route}" if route else method
-    description = span.status.description
-    return ReadableSpan(
-        name=name,
-        context=span.context,
-        parent=span.parent,
-        resource=span.resource,
-        attributes=attributes,
-        events=[Event(e.name, _clean(e.attributes), e.timestamp) for e in span.events],
-        links=span.links,
-        kind=span.kind,
-        status=Status(span.status.status_code, redact(description) if description else None),
-        start_time=span.start_time,
-        end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope,
-    )
-
-
-def _clean(attributes: Mapping[str, AttributeValue] | None) -> dict[str, AttributeValue]:
-    clean: dict[str, AttributeValue] = {}
-    for key, value in (attributes or {}).items():
-        if key in DROPPED_ATTRIBUTES:
-            continue
-        if key == _ROUTE and isinstance(value, str):
-            clean[key] = rule_template(value)
-        elif isinstance(value, str):
-            clean[key] = redact(value)
-        elif isinstance(value, Sequence) and all(isinstance(item, str) for item in value):
-            clean[key] = tuple(redact(str(item)) for item in value)
-        else:
-            clean[key] = value
-    return clean
 
 
 def tracer_provider(exporters: Sequence[SpanExporter], batch: bool = True) -> TracerProvider:
