@@ -16,13 +16,14 @@ import pytest
 from flask.testing import FlaskClient
 from opentelemetry import trace
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from service.app import create_app
 from service.config import ConfigError, Settings
 from service.ops.logs import ACCESS_LOGGER, RequestContext
+from service.ops.trace_scrubbing import scrubbed
 from service.ops.tracing import RESOLVER_SPAN, tracer_provider
 from tests.conftest import SECRET, Dataset, Tokens
 from tests.leaks import leaks_in
@@ -310,3 +311,35 @@ def test_tracing_settings_that_cannot_work_are_refused(
 ) -> None:
     with pytest.raises(ConfigError, match=reason):
         Settings.from_mapping({**BASE, **variables})
+
+
+def test_the_scrubber_masks_what_any_attribute_event_or_status_carries(tokens: Tokens) -> None:
+    token = tokens.mint()
+    tracer = TracerProvider().get_tracer("test")
+    span = tracer.start_span("look up zoe@elsewhere.example", kind=SpanKind.INTERNAL)
+    span.set_attributes(
+        {
+            "url.path": "/users/zoe@elsewhere.example/encounters",
+            "url.query": "unit=3",
+            "http.request.header.authorization": (f"Bearer {token}",),
+            "note": "for Zoe%40elsewhere.example",
+            "hosts": ("postgresql://app:hunter2@db:5432/x", "plain"),
+            "count": 3,
+        }
+    )
+    span.add_event("exception", {"exception.message": f"bad token {token}"})
+    span.set_status(StatusCode.ERROR, "no user zoe@elsewhere.example")
+    span.end()
+    assert isinstance(span, ReadableSpan)
+
+    clean = scrubbed(span)
+    said = _everything_said(clean)
+    assert leaks_in(said, [token]) == [] and "elsewhere" not in said and "hunter2" not in said
+    assert clean.attributes == {
+        "note": "for [email]",
+        "hosts": ("postgresql://app:***@db:5432/x", "plain"),
+        "count": 3,
+    }
+    assert clean.name == "look up [email]"
+    assert clean.status.description == "no user [email]"
+    assert clean.events[0].attributes == {"exception.message": "bad token [token]"}
