@@ -83,7 +83,7 @@ class Api(flask_smorest.Api):
         }
         data: dict[str, Any] = getattr(error, "data", None) or {}
         headers.update(data.get("headers") or {})
-        errors = _flatten(data.get("messages")) if "messages" in data else data.get("errors")
+        errors = _field_errors(data["messages"]) if "messages" in data else data.get("errors")
         if status == 400 and errors:
             detail = INVALID_PARAMETERS_DETAIL
         else:
@@ -124,12 +124,28 @@ def register_error_handlers(app: Flask) -> None:
         return problem(500, "The server could not answer; the error is logged.")
 
 
-def _flatten(messages: Any) -> dict[str, list[str]]:
+def flatten_messages(messages: Any, path: str = "") -> list[tuple[str, str]]:
+    """marshmallow's nested messages as (`Key[index].Field`, message) pairs; "" for the whole."""
+    if isinstance(messages, dict):
+        pairs: list[tuple[str, str]] = []
+        for key, value in messages.items():
+            if key == "_schema":
+                inner = path
+            elif isinstance(key, int):
+                inner = f"{path}[{key}]"
+            else:
+                inner = f"{path}.{key}" if path else str(key)
+            pairs += flatten_messages(value, inner)
+        return pairs
+    if isinstance(messages, list):
+        return [pair for message in messages for pair in flatten_messages(message, path)]
+    return [(path, str(messages))]
+
+
+def _field_errors(messages: Any) -> dict[str, list[str]]:
     """webargs' {location: {field: [messages]}} as {field: [messages]}."""
-    flat: dict[str, list[str]] = {}
+    errors: dict[str, list[str]] = {}
     for fields in (messages or {}).values():
-        for name, problems in (fields or {}).items():
-            flat[str(name)] = (
-                [str(p) for p in problems] if isinstance(problems, list) else [str(problems)]
-            )
-    return flat
+        for name, text in flatten_messages(fields):
+            errors.setdefault(name, []).append(text)
+    return errors

@@ -10,7 +10,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -300,6 +300,3 @@ def table_snapshot(engine: Engine) -> dict[str, list[tuple[str, ...]]]:
             table.name: sorted(tuple(map(str, row)) for row in connection.execute(table.select()))
             for table in Base.metadata.sorted_tables
         }
-
-
-MakeHeaders = Callable[..., dict[str, str]]

@@ -64,12 +64,6 @@ def test_the_subject_may_be_the_users_guid(
         )
 
 
-def _without_request_id(response_text: str) -> dict[str, object]:
-    body = json.loads(response_text)
-    body.pop("request_id")
-    return body
-
-
 def test_missing_and_not_yours_are_byte_identical_but_for_the_request_id(
     client: FlaskClient, dataset: Dataset, tokens: Tokens
 ) -> None:

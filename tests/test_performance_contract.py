@@ -28,10 +28,10 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
-from schemas.encounters import INT32_MAX, EncounterSchema
+from schemas.encounters import EncounterSchema
 from service.db import db
 from service.encounters import AvailableEncounter
-from service.models import Booking, Encounter
+from service.models import INT32_MAX, Booking, Encounter
 from service.representations import OrjsonProvider
 from service.serialization import compile_json
 from tests.conftest import BASE, Dataset, Tokens, backend_name

@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.encounters import INT32_MAX
+from service.models import INT32_MAX
 from tests.conftest import BASE, Dataset, Tokens
 from tests.leaks import leaks_in, log_text
 from tests.oracle import expected_encounters
