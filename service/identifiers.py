@@ -41,6 +41,11 @@ class UserIdentifier:
 class InvalidIdentifier(ValueError):
     """The identifier is malformed; the message says why, for a 400."""
 
+    @property
+    def errors(self) -> dict[str, list[str]]:
+        """The message as the path parameter's error (as `InvalidQuery.errors` for arguments)."""
+        return {"userIdentifier": [str(self)]}
+
 
 ME = UserIdentifier(IdentifierKind.ME, "me")
 _EXPLICIT = {
