@@ -47,9 +47,9 @@ from bench.datasets import (
 from bench.explain import RequestPlans, explain_requests
 from bench.explain import report as plan_report
 from bench.load import Line, Run, drive, wrk_binary
-from bench.soak import Gunicorn, free_port, running_gunicorn
-from service.admin.cli import mint_token
 from service.config import Settings
+from service.tokens import mint_token
+from tests.live import Gunicorn, free_port, running_gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"

@@ -7,7 +7,8 @@ import json
 import pytest
 from flask.testing import FlaskClient
 
-from tests.conftest import Dataset, Tokens
+from tests.dataset import Dataset
+from tests.tokens import Tokens
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from tests.conftest import Dataset, Tokens
+from tests.dataset import Dataset
+from tests.tokens import Tokens
 
 ENDPOINT = "/users/{userIdentifier}/encounters"
 

@@ -17,7 +17,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 
-from tests.conftest import BASE, Dataset, Tokens, backend_name, row_counts, table_snapshot
+from tests.database import backend_name, row_counts, table_snapshot
+from tests.dataset import BASE, Dataset
+from tests.tokens import Tokens
 
 
 def gid(name: str) -> str:

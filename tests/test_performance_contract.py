@@ -34,7 +34,9 @@ from service.encounters import AvailableEncounter
 from service.models import INT32_MAX, Booking, Encounter
 from service.representations import OrjsonProvider
 from service.serialization import compile_json
-from tests.conftest import BASE, Dataset, Tokens, backend_name
+from tests.database import backend_name
+from tests.dataset import BASE, Dataset
+from tests.tokens import Tokens
 
 MANY = 300
 # (path, token subject, role)

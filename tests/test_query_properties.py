@@ -20,9 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.models import INT32_MAX
-from tests.conftest import BASE, Dataset, Tokens
+from tests.dataset import BASE, Dataset
 from tests.leaks import leaks_in, log_text
 from tests.oracle import expected_encounters
+from tests.tokens import Tokens
 
 # The app and its database are read-only here, so one of each serves every example of a test.
 PROPERTY_SETTINGS = settings(
