@@ -34,18 +34,33 @@ def drop_everything(url: str) -> None:
     engine.dispose()
 
 
+def unmigrated_database(directory: Path) -> str:
+    """The URL of a database without any table: a new SQLite file, or PostgreSQL's dropped.
+
+    The next test's PostgreSQL database is only emptied: `migrate` this one again afterwards.
+    """
+    if POSTGRES_URL:
+        drop_everything(POSTGRES_URL)
+        return POSTGRES_URL
+    return f"sqlite:///{directory / 'unmigrated.db'}"
+
+
+def migrate(url: str) -> None:
+    """Migrate the database at `url` to the newest schema."""
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+
+
 def migrated_template(directory: Path) -> str:
     """A database migrated once: a SQLite file in `directory` to copy, or the PostgreSQL URL."""
     if POSTGRES_URL:
         drop_everything(POSTGRES_URL)
-        template = url = POSTGRES_URL
-    else:
-        template = str(directory / "template.db")
-        url = f"sqlite:///{template}"
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    return template
+        migrate(POSTGRES_URL)
+        return POSTGRES_URL
+    template = directory / "template.db"
+    migrate(f"sqlite:///{template}")
+    return str(template)
 
 
 def empty_database(template: str, directory: Path) -> str:
