@@ -3,7 +3,7 @@
     python -m bench.soak --database-url postgresql+psycopg://postgres@127.0.0.1:5432/soak \\
         --seconds 60 --connections 32 --workers 2
 
-The database's tables are EMPTIED and the test dataset (tests/conftest.py) loaded. Then N
+The database's tables are EMPTIED and the test dataset (tests/dataset.py) loaded. Then N
 connections send, for T seconds, a mix of allowed, denied, unknown and malformed requests; each
 answer is compared with what it must be (status, and the exact body: tests/oracle.py for lists).
 Worker memory is sampled every second. The run fails (exit 1) on any 5xx, any wrong answer,

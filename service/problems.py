@@ -1,4 +1,4 @@
-"""RFC 9457 problem details for every error, werkzeug's and unexpected ones included."""
+"""RFC 9457 problem details for every error (werkzeug's and unexpected ones too), documented."""
 
 from __future__ import annotations
 

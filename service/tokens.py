@@ -1,4 +1,4 @@
-"""Bearer tokens: verifying a JWT (SPEC 4.1) and reading who it names."""
+"""Bearer tokens: verifying a JWT (SPEC 4.1), reading who it names, and minting one."""
 
 from __future__ import annotations
 
