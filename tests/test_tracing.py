@@ -25,8 +25,9 @@ from service.config import ConfigError, Settings
 from service.ops.logs import ACCESS_LOGGER, RequestContext
 from service.ops.trace_scrubbing import scrubbed
 from service.ops.tracing import RESOLVER_SPAN, tracer_provider
-from tests.conftest import SECRET, Dataset, Tokens
+from tests.dataset import Dataset
 from tests.leaks import leaks_in
+from tests.tokens import SECRET, Tokens
 
 ROUTE_SPAN = "GET /users/{userIdentifier}/encounters"
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

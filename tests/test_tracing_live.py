@@ -15,9 +15,10 @@ from google.protobuf import text_format
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from tests.conftest import SECRET, Tokens
+from tests.database import database_with_dataset
 from tests.leaks import leaks_in
-from tests.live import Gunicorn, OtlpReceiver, database_with_dataset, fetch, free_port
+from tests.live import Gunicorn, OtlpReceiver, fetch, free_port
+from tests.tokens import SECRET, Tokens
 
 CALLER_TRACE = "0af7651916cd43dd8448eb211c80319c"
 CALLER_SPAN = "b7ad6b7169203331"
