@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response
 
 from service.admin.cli import register_commands
 from service.config import ConfigError, Settings
@@ -78,6 +78,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, token_key: bool = Tru
     api.register_blueprint(health_blp)
     app.register_blueprint(swagger_ui_blp)
     register_error_handlers(app)
+    app.after_request(_sorted_allow)
 
     if unusable_key is None:
         app.extensions["encounters.verifier"] = TokenVerifier(settings)
@@ -88,6 +89,14 @@ def create_app(config: Mapping[str, Any] | None = None, *, token_key: bool = Tru
     )
     register_commands(app)
     return app
+
+
+def _sorted_allow(response: Response) -> Response:
+    """One `Allow` order (GET, HEAD, OPTIONS), whatever order werkzeug's set of methods has."""
+    if "Allow" in response.headers:
+        methods = sorted(m.strip() for m in response.headers["Allow"].split(","))
+        response.headers["Allow"] = ", ".join(methods)
+    return response
 
 
 def _refuse_to_serve(reason: ConfigError) -> None:

@@ -75,6 +75,9 @@ class Api(flask_smorest.Api):
     # document is exact (and flask-smorest would point "default" at a component it never adds).
     DEFAULT_ERROR_RESPONSE_NAME = None
 
+    def _register_pagination_header(self) -> None:
+        """Nothing: the service paginates nothing, so its document names no pagination schema."""
+
     def handle_http_exception(self, error: HTTPException) -> Response:
         """Turn werkzeug's and flask-smorest's HTTP errors into problem details."""
         status = error.code or 500

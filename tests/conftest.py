@@ -35,10 +35,17 @@ from service.models import (
     User,
     lookup_key,
 )
+from tests.postgres import create_database_if_missing
 
 SECRET = "test-secret-that-is-long-enough-0123456789"
 POSTGRES_URL = os.environ.get("TEST_DATABASE_URL") or None
 BASE = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A TEST_DATABASE_URL whose database does not exist yet gets it created."""
+    if POSTGRES_URL:
+        create_database_if_missing(POSTGRES_URL)
 
 
 def backend_name() -> str:
