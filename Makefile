@@ -11,8 +11,9 @@ DEMO_DATABASE_URL := sqlite:///instance/demo.db
 DEMO_ARGS ?= --centers 5 --students 200 --days 14 --seed 7
 ROLE ?=
 TTL ?= 43200
+RUN_PORT ?= 8000
 
-.PHONY: run token test lint check clean bench bench-ci lock
+.PHONY: run token test readme-test lint check clean bench bench-ci lock
 
 # Serving needs the runtime lock only (requirements.txt); the code runs from this folder, so the
 # project itself is not installed. pip checks every file against the lock's hashes.
@@ -39,13 +40,13 @@ run: $(BIN)/.installed
 	$(DEMO_FLASK) init-db
 	$(DEMO_FLASK) demo-data --replace $(DEMO_ARGS)
 	@echo
-	@echo "Swagger UI: http://127.0.0.1:8000/docs (Authorize with a token from 'make token USER=ST-000001')"
+	@echo "Swagger UI: http://127.0.0.1:$(RUN_PORT)/docs (Authorize with a token from 'make token USER=ST-000001')"
 	@echo "Student ST-000001, their own encounters:"
-	@echo "  curl -s -H \"Authorization: Bearer \$$(make -s token USER=ST-000001)\" http://127.0.0.1:8000/users/me/encounters"
+	@echo "  curl -s -H \"Authorization: Bearer \$$(make -s token USER=ST-000001)\" http://127.0.0.1:$(RUN_PORT)/users/me/encounters"
 	@echo "Staff member SM-0001 (works at C-001), ST-000001's encounters:"
-	@echo "  curl -s -H \"Authorization: Bearer \$$(make -s token USER=SM-0001)\" http://127.0.0.1:8000/users/ST-000001/encounters"
+	@echo "  curl -s -H \"Authorization: Bearer \$$(make -s token USER=SM-0001)\" http://127.0.0.1:$(RUN_PORT)/users/ST-000001/encounters"
 	@echo
-	DATABASE_URL=$(DEMO_DATABASE_URL) JWT_SECRET=$(DEV_SECRET) BIND=127.0.0.1:8000 $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+	DATABASE_URL=$(DEMO_DATABASE_URL) JWT_SECRET=$(DEV_SECRET) BIND=127.0.0.1:$(RUN_PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 # A development token that the `make run` server accepts: `make token USER=SM-0001 [ROLE=…] [TTL=…]`.
 # The role defaults to the user's role in the demo database; any ROLE is minted (try ROLE=Admin).
@@ -57,6 +58,10 @@ endif
 
 test: $(BIN)/.dev-installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The README's and docs/' commands, run as written in a fresh copy (tests/test_readme.py).
+readme-test: $(BIN)/.dev-installed
+	$(BIN)/python -m pytest -m readme tests/test_readme.py $(PYTEST_ARGS)
 
 LINTED := service schemas tests migrations bench wsgi.py gunicorn.conf.py
 lint: $(BIN)/.dev-installed
