@@ -75,10 +75,11 @@ check: lint test
 # The lockfiles, from setup.cfg: run after changing a dependency there, and commit both files.
 # Existing pins are kept unless LOCK_ARGS says otherwise (`LOCK_ARGS=--upgrade`, or
 # `LOCK_ARGS='--upgrade-package flask'`). Only the registry is asked: no local wheel folders or
-# mirrors that this machine's pip configuration may name.
+# mirrors that this machine's pip configuration may name (behind a mirror, `make lock LOCK_ENV=`).
 LOCK_ARGS ?=
-PIP_COMPILE := env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE=/dev/null \
-	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe \
+LOCK_ENV ?= env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE=/dev/null
+PIP_COMPILE := $(LOCK_ENV) CUSTOM_COMPILE_COMMAND="make lock" \
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe \
 	--strip-extras --no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
 lock: $(BIN)/.dev-installed
 	$(PIP_COMPILE) --output-file requirements.txt setup.cfg
