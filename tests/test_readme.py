@@ -21,6 +21,7 @@ ignore, as they are in the working tree) that shares this checkout's `.venv` thr
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -29,7 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 
+from tests.conftest import Dataset, Tokens
 from tests.live import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -216,3 +219,15 @@ def test_the_commands_run_as_written(document: Path, tmp_path: Path) -> None:
     assert finished.returncode == 0, (
         f"{document.name} failed (exit {finished.returncode}):\n{output[-6000:]}"
     )
+
+
+def test_the_readme_sample_answer_has_the_keys_the_service_sends(
+    client: FlaskClient, dataset: Dataset, tokens: Tokens
+) -> None:
+    sample = next(b for b in blocks(ROOT / "README.md") if b.language == "json")
+    shown = json.loads(sample.text.replace(",…]", "]"))[0]
+    sent = client.get("/users/me/encounters", headers=tokens.header()).get_json()[0]
+    assert list(shown) == list(sent)
+    assert {key: type(value) for key, value in shown.items()} == {
+        key: type(value) for key, value in sent.items()
+    }
