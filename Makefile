@@ -98,5 +98,7 @@ bench: $(BIN)/.bench-installed
 bench-ci: $(BIN)/.bench-installed
 	$(BIN)/python -m bench.perf --ci
 
+# Keeps instance/encounters.db and the rest of instance/: data loaded with `load-data` is yours.
 clean:
-	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -f instance/demo.db
