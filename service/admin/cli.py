@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import click
-import jwt
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 from sqlalchemy import inspect
@@ -16,10 +15,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from service.admin.demo import DemoOptions, DemoRefused, create_demo_network
 from service.admin.loading import ImportRejected, load_document, parse_document
 from service.admin.migrate import upgrade
-from service.config import HMAC_ALGORITHMS, ConfigError, Settings
+from service.config import ConfigError
 from service.db import db
 from service.directory import DirectoryUnavailable, Role
 from service.identifiers import InvalidIdentifier, parse_identifier
+from service.tokens import mint_token
 
 
 def register_commands(app: Flask) -> None:
@@ -147,24 +147,3 @@ def _directory_role(identifier: str) -> str:
         click.echo(f"no user {identifier!r} in the directory: a Student token", err=True)
         return Role.STUDENT.value
     return str(user.role.value)
-
-
-def mint_token(settings: Settings, subject: str, role: str, ttl: int) -> str:
-    """A token this deployment accepts, for local use and tests."""
-    assert settings.jwt_secret is not None
-    algorithm = settings.jwt_algorithms[0]
-    assert algorithm in HMAC_ALGORITHMS
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        settings.jwt_subject_claim: subject,
-        settings.jwt_role_claim: role,
-        "iat": now,
-        "nbf": now,
-        "exp": now + ttl,
-    }
-    if settings.jwt_issuer:
-        claims["iss"] = settings.jwt_issuer
-    if settings.jwt_audience:
-        claims["aud"] = settings.jwt_audience
-    headers = {"typ": settings.jwt_token_type} if settings.jwt_token_type else None
-    return jwt.encode(claims, settings.jwt_secret, algorithm=algorithm, headers=headers)
