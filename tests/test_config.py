@@ -1,4 +1,4 @@
-"""Fail-fast configuration (SPEC 8): a bad one refuses to start, with one clear line."""
+"""Fail-fast configuration (README): a bad one refuses to start, with one clear line."""
 
 from __future__ import annotations
 
