@@ -7,6 +7,7 @@ set beyond the test's length, so the spans arrive only through the flush of a gr
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,3 +168,24 @@ def test_without_otel_variables_gunicorn_exports_nothing(
         assert server.stop() == 0
     lines = [json.loads(line) for line in server.log_lines() if line.startswith("{")]
     assert lines and not any("trace_id" in line for line in lines)
+
+
+def test_a_collector_that_is_down_costs_no_answer_and_no_slow_stop(
+    migrated_template: str, tmp_path: Path, tokens: Tokens
+) -> None:
+    url = database_with_dataset(migrated_template, tmp_path)
+    nobody = OtlpReceiver()  # its port, never listened on
+    server = _server(
+        {"DATABASE_URL": url, "OTEL_EXPORTER_OTLP_TIMEOUT": "1"},
+        nobody,
+        tmp_path / "server.log",
+        bsp_delay="50",
+    )
+    try:
+        for _ in range(5):
+            assert fetch(f"{server.url}/users/me/encounters", tokens.header()).status == 200
+            time.sleep(0.1)
+    finally:
+        started = time.monotonic()
+        assert server.stop() == 0
+    assert time.monotonic() - started < 15
