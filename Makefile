@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DEV_SECRET := dev-only-secret-do-not-deploy-0123456789
 DEMO_ARGS ?= --centers 5 --students 200 --days 14 --seed 7
 
-.PHONY: run test lint check clean bench bench-ci
+.PHONY: run test lint check clean bench bench-ci image-check kube-check
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ bench: $(BIN)/.bench-installed
 # timings. Uses BENCH_DATABASE_URL (emptied) or a temporary database it drops.
 bench-ci: $(BIN)/.bench-installed
 	$(BIN)/python -m bench.perf --ci
+
+# The Dockerfile built with podman and run against PostgreSQL on 127.0.0.1:5432 (as root; needs
+# podman, runc, debootstrap: .ci/run installs them). docs/deployment.md tells what it proves.
+image-check:
+	bash deploy/image/check.sh
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
