@@ -20,6 +20,11 @@ $(BIN)/.bench-installed: $(BIN)/.installed setup.cfg
 	command -v wrk >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk)
 	touch $@
 
+# kubernetes-validate (the `deploy` extra); kubectl with Kustomize 5.5 comes with the machine.
+$(BIN)/.deploy-installed: $(BIN)/.installed setup.cfg
+	$(BIN)/python -m pip install --quiet -e '.[test,deploy]'
+	touch $@
+
 FLASK := JWT_SECRET=$(DEV_SECRET) $(BIN)/flask --app wsgi
 
 run: $(BIN)/.installed
@@ -38,8 +43,8 @@ test: $(BIN)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check service schemas tests migrations bench wsgi.py gunicorn.conf.py
-	$(BIN)/ruff format --check service schemas tests migrations bench wsgi.py gunicorn.conf.py
+	$(BIN)/ruff check service schemas tests migrations bench deploy/kubernetes wsgi.py gunicorn.conf.py
+	$(BIN)/ruff format --check service schemas tests migrations bench deploy/kubernetes wsgi.py gunicorn.conf.py
 	$(BIN)/mypy service schemas
 	$(BIN)/hadolint Dockerfile
 
@@ -56,6 +61,11 @@ bench: $(BIN)/.bench-installed
 # timings. Uses BENCH_DATABASE_URL (emptied) or a temporary database it drops.
 bench-ci: $(BIN)/.bench-installed
 	$(BIN)/python -m bench.perf --ci
+
+# deploy/kubernetes rendered by `kubectl kustomize` (the base and each overlay), validated strictly
+# and offline against Kubernetes 1.32, and held to docs/kubernetes.md's promises.
+kube-check: $(BIN)/.deploy-installed
+	$(BIN)/python deploy/kubernetes/check.py
 
 # The Dockerfile built with podman and run against PostgreSQL on 127.0.0.1:5432 (as root; needs
 # podman, runc, debootstrap: .ci/run installs them). docs/deployment.md tells what it proves.
