@@ -68,7 +68,7 @@ kube-check: $(BIN)/.deploy-installed
 	$(BIN)/python deploy/kubernetes/check.py
 
 # The Dockerfile built with podman and run against PostgreSQL on 127.0.0.1:5432 (as root; needs
-# podman, runc, debootstrap: .ci/run installs them). docs/deployment.md tells what it proves.
+# podman, runc, debootstrap: .ci/run installs them). docs/image.md tells what it proves.
 image-check:
 	bash deploy/image/check.sh
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The image, built with podman and run against PostgreSQL (`make image-check`; docs/deployment.md).
+# The image, built with podman and run against PostgreSQL (`make image-check`; docs/image.md).
 #
 # 1. The Dockerfile's FROM image is pulled; when no registry answers, a stand-in is built from
 #    Debian bookworm's packages (debootstrap) and tagged with the FROM name. The stand-in is a test
@@ -188,6 +188,11 @@ status=$(curl -sS -o /dev/null -w '%{http_code}' "$base_url/users/ST-000001/enco
 [[ $status == 401 ]] || fail "a list without a token answered $status, not 401"
 say "authenticated list: 200 with $count encounters (401 without a token)"
 
+# The metrics of both workers, summed from the tmpfs that stands for the metrics emptyDir.
+metrics=$(curl -fsS "$base_url/metrics") || fail "/metrics"
+grep -q '^encounters_http_requests_total{' <<<"$metrics" || fail "/metrics has no request counts"
+say "/metrics answers from the read-only filesystem's metrics tmpfs"
+
 uid=$(podman exec "$server" id -u)
 [[ $uid == 10001 ]] || fail "the server runs as uid $uid, not 10001"
 # Every process of the container, gunicorn's master and workers included.
@@ -197,6 +202,8 @@ say "runs as uid 10001 ($owners)"
 
 podman healthcheck run "$server" >/dev/null || fail "podman healthcheck run"
 say "HEALTHCHECK passes"
+memory=$(podman stats --no-stream --format '{{.MemUsage}}' "$server" | cut -d/ -f1)
+say "memory of the container (2 workers): $memory"
 
 podman stop --time 30 "$server" >/dev/null 2>&1
 podman rm "$server" >/dev/null 2>&1
