@@ -10,11 +10,11 @@
 #    with DATABASE_URL alone, the server on a free port, /health/ready, an authenticated list with a
 #    token from the image's own `issue-token`, uid 10001, and `podman healthcheck run`.
 # Every container it starts is removed by name at exit. Needs root, podman, runc, debootstrap,
-# curl, psql. Settings: PGHOST/PGPORT/PGUSER (127.0.0.1, 5432, postgres), IMAGE.
+# curl, psql. Settings: PGHOST/PGPORT/PGUSER (127.0.0.1, 5432, postgres), IMAGE_CHECK_TAG.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-IMAGE=${IMAGE:-localhost/encounters:check}
+IMAGE=${IMAGE_CHECK_TAG:-localhost/encounters:check}
 PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
 export PGHOST PGPORT PGUSER
 STAND_IN_LABEL=encounters.stand-in
@@ -149,6 +149,7 @@ started=$SECONDS
 psql -q -d postgres -c "CREATE DATABASE $database" >/dev/null
 url="postgresql+psycopg://$PGUSER@$PGHOST:$PGPORT/$database"
 # deploy/kubernetes: read-only root, emptyDirs at /tmp (gunicorn's worker_tmp_dir) and the metrics.
+# shellcheck disable=SC2054  # the commas separate tmpfs options, not array elements
 filesystem=(--read-only --read-only-tmpfs=false
     --tmpfs /tmp:rw,nosuid,nodev,size=64m,mode=1777
     --tmpfs /run/metrics:rw,nosuid,nodev,size=64m,mode=1777)
