@@ -6,7 +6,7 @@
 #    device, not what production builds on; it is kept in podman's store for the next run.
 # 2. `podman build --format docker` (the Docker format keeps HEALTHCHECK).
 # 3. Against a throwaway database on PostgreSQL (127.0.0.1:5432, dropped at the end), with the root
-#    filesystem read-only and tmpfs where Kubernetes mounts its emptyDirs: `init-db` and `demo-data`
+#    container locked down as in Kubernetes (read-only root, tmpfs for its emptyDirs): `init-db` and `demo-data`
 #    with DATABASE_URL alone, the server on a free port, /health/ready, an authenticated list with a
 #    token from the image's own `issue-token`, uid 10001, and `podman healthcheck run`.
 # Every container it starts is removed by name at exit. Needs root, podman, runc, debootstrap,
@@ -148,13 +148,15 @@ say "built $IMAGE ($(elapsed "$started"))"
 started=$SECONDS
 psql -q -d postgres -c "CREATE DATABASE $database" >/dev/null
 url="postgresql+psycopg://$PGUSER@$PGHOST:$PGPORT/$database"
-# deploy/kubernetes: read-only root, emptyDirs at /tmp (gunicorn's worker_tmp_dir) and the metrics.
+# As deploy/kubernetes runs it: no capability, no privilege escalation, the default seccomp profile,
+# a read-only root, and in-memory folders at /tmp (gunicorn's worker_tmp_dir) and for the metrics.
 # shellcheck disable=SC2054  # the commas separate tmpfs options, not array elements
-filesystem=(--read-only --read-only-tmpfs=false
+locked_down=(--cap-drop=ALL --security-opt=no-new-privileges
+    --read-only --read-only-tmpfs=false
     --tmpfs /tmp:rw,nosuid,nodev,size=64m,mode=1777
     --tmpfs /run/metrics:rw,nosuid,nodev,size=64m,mode=1777)
 run_cli() {
-    podman run --rm --name "$cli" --network host "${filesystem[@]}" \
+    podman run --rm --name "$cli" --network host "${locked_down[@]}" \
         -e DATABASE_URL="$url" "$IMAGE" flask --app wsgi "$@"
 }
 run_cli init-db >"$work/init-db.log" 2>&1 || { cat "$work/init-db.log" >&2; fail "init-db"; }
@@ -165,7 +167,7 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 # PORT is what the HEALTHCHECK probes; BIND keeps the server on loopback. Podman's timer for the
 # periodic check needs systemd (absent here: it logs an error and the container runs on), and
 # `podman healthcheck run` below runs the same check itself.
-podman run --detach --name "$server" --network host "${filesystem[@]}" \
+podman run --detach --name "$server" --network host "${locked_down[@]}" \
     -e DATABASE_URL="$url" -e JWT_SECRET="$SECRET" -e PORT="$port" -e BIND="127.0.0.1:$port" \
     -e WEB_CONCURRENCY=2 -e PROMETHEUS_MULTIPROC_DIR=/run/metrics \
     "$IMAGE" >/dev/null 2>"$work/run.log" || { cat "$work/run.log" >&2; fail "podman run"; }
