@@ -5,10 +5,11 @@
 #    Debian bookworm's packages (debootstrap) and tagged with the FROM name. The stand-in is a test
 #    device, not what production builds on; it is kept in podman's store for the next run.
 # 2. `podman build --format docker` (the Docker format keeps HEALTHCHECK).
-# 3. Against a throwaway database on PostgreSQL (127.0.0.1:5432, dropped at the end), with the root
-#    container locked down as in Kubernetes (read-only root, tmpfs for its emptyDirs): `init-db` and `demo-data`
-#    with DATABASE_URL alone, the server on a free port, /health/ready, an authenticated list with a
-#    token from the image's own `issue-token`, uid 10001, and `podman healthcheck run`.
+# 3. Against a throwaway database on PostgreSQL (127.0.0.1:5432, dropped at the end), each container
+#    locked down as Kubernetes runs it (read-only root, tmpfs for its emptyDirs, no capability):
+#    `init-db` and `demo-data` with DATABASE_URL alone, the server on a free port, /health/ready, an
+#    authenticated list with a token from the image's own `issue-token`, uid 10001, /metrics, and
+#    `podman healthcheck run`.
 # Every container it starts is removed by name at exit. Needs root, podman, runc, debootstrap,
 # curl, psql. Settings: PGHOST/PGPORT/PGUSER (127.0.0.1, 5432, postgres), IMAGE_CHECK_TAG.
 set -euo pipefail
