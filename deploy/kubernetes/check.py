@@ -3,7 +3,8 @@
 Each rendering (`kubectl kustomize`) is validated offline against Kubernetes 1.32's schemas with
 `kubernetes-validate --strict`, then held to what SPEC 10 and docs/kubernetes.md promise: no Secret
 in the repository, every pod non-root and locked down with requests and limits, no init container,
-the app's shutdown within its grace period and its worker count explicit.
+the app's shutdown within its grace period, its worker count explicit, its writable folders in
+memory, no prepared statements through PgBouncer, and a migrations Job without the signing key.
 """
 
 from __future__ import annotations
@@ -80,12 +81,39 @@ def app_problems(deployment: dict[str, Any], config: dict[str, str]) -> Iterator
         yield f"terminationGracePeriodSeconds {grace} <= preStop {sleep} + graceful {graceful}"
     if not config.get("WEB_CONCURRENCY"):
         yield "WEB_CONCURRENCY is not set"
+    if "pgbouncer" in config.get("DATABASE_URL", "") and (
+        config.get("DATABASE_PREPARED_STATEMENTS") != "off"
+    ):
+        yield "DATABASE_URL goes through PgBouncer with prepared statements on"
+    env = {variable["name"]: variable.get("value") for variable in container.get("env", [])}
+    in_memory = {
+        mount["mountPath"]
+        for mount in container.get("volumeMounts", [])
+        for volume in pod.get("volumes", [])
+        if volume["name"] == mount["name"] and volume.get("emptyDir", {}).get("medium") == "Memory"
+    }
+    for variable, default in (("PROMETHEUS_MULTIPROC_DIR", None), ("TMPDIR", "/tmp")):
+        folder = env.get(variable) or default
+        if folder not in in_memory:
+            yield f"{variable} ({folder}) is not an in-memory emptyDir"
     probes = {
         probe: container.get(probe, {}).get("httpGet", {}).get("path")
         for probe in ("livenessProbe", "readinessProbe")
     }
     if probes != {"livenessProbe": "/health/live", "readinessProbe": "/health/ready"}:
         yield f"probes are {probes}"
+
+
+def migration_problems(job: dict[str, Any]) -> Iterator[str]:
+    """The migrations Job runs init-db with the database settings alone (SPEC 8)."""
+    for container in job["spec"]["template"]["spec"]["containers"]:
+        if "init-db" not in container.get("command", []):
+            yield f"Job/{job['metadata']['name']}: does not run init-db"
+        if any("secretRef" in source for source in container.get("envFrom", [])):
+            yield f"Job/{job['metadata']['name']}: takes a whole Secret (the signing key too)"
+        for variable in container.get("env", []):
+            if variable["name"].startswith("JWT_"):
+                yield f"Job/{job['metadata']['name']}: has {variable['name']}"
 
 
 def problems(documents: list[dict[str, Any]]) -> Iterator[str]:
@@ -111,6 +139,11 @@ def problems(documents: list[dict[str, Any]]) -> Iterator[str]:
     )
     config = next(c for c in by_kind["ConfigMap"] if c["metadata"]["name"] == config_name)
     yield from app_problems(app[0], config["data"])
+    jobs = by_kind.get("Job", [])
+    if not jobs:
+        yield "no migrations Job"
+    for job in jobs:
+        yield from migration_problems(job)
     if "HorizontalPodAutoscaler" not in by_kind or "PodDisruptionBudget" not in by_kind:
         yield "no HorizontalPodAutoscaler or PodDisruptionBudget"
 
