@@ -1,7 +1,7 @@
 """Render deploy/kubernetes (the base and every overlay) and check it: `make kube-check`.
 
 Each rendering (`kubectl kustomize`) is validated offline against Kubernetes 1.32's schemas with
-`kubernetes-validate --strict`, then held to what SPEC 10 and docs/kubernetes.md promise: no Secret
+`kubernetes-validate --strict`, then held to what docs/kubernetes.md promises: no Secret
 in the repository, every pod non-root and locked down with requests and limits, no init container,
 the app's shutdown within its grace period, its worker count explicit, its writable folders in
 memory, no prepared statements through PgBouncer, and a migrations Job without the signing key.
@@ -105,7 +105,7 @@ def app_problems(deployment: dict[str, Any], config: dict[str, str]) -> Iterator
 
 
 def migration_problems(job: dict[str, Any]) -> Iterator[str]:
-    """The migrations Job runs init-db with the database settings alone (SPEC 8)."""
+    """The migrations Job runs init-db with the database settings alone."""
     for container in job["spec"]["template"]["spec"]["containers"]:
         if "init-db" not in container.get("command", []):
             yield f"Job/{job['metadata']['name']}: does not run init-db"
