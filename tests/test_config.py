@@ -116,6 +116,16 @@ def test_gunicorn_refuses_to_start_with_one_line(environment: dict[str, str], re
     assert reason in lines[0]
 
 
+def test_flask_run_refuses_to_serve_without_a_token_key() -> None:
+    command = ["run", "--port", str(free_port()), "--no-reload"]
+    finished = _run([sys.executable, "-m", "flask", "--app", "wsgi", *command], {})
+    assert finished.returncode != 0
+    assert (
+        "encounters: configuration error: no token key configured: "
+        "set JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL"
+    ) in finished.stderr.strip().splitlines()
+
+
 def test_issue_token_refuses_an_unusable_key_with_one_line() -> None:
     finished = _run([sys.executable, "-m", "flask", "--app", "wsgi", "issue-token", "x"], {})
     assert finished.returncode != 0
