@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import uuid
 from dataclasses import dataclass
+from typing import NamedTuple
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Select, and_, bindparam, case, func, literal, not_, select, union_all
@@ -53,9 +54,8 @@ class Window:
         return cls(starts, ends)
 
 
-@dataclass(frozen=True)
-class AvailableEncounter:
-    """One row of the answer."""
+class AvailableEncounter(NamedTuple):
+    """One row of the answer, as the list statement selects it (a tuple: no object per row)."""
 
     unit_number: int
     id: uuid.UUID
@@ -69,8 +69,11 @@ class AvailableEncounter:
 
     @property
     def duration(self) -> int:
-        """Whole minutes from start to end."""
-        return int((self.ends_at - self.starts_at).total_seconds() // 60)
+        """Whole minutes from start to end (integer arithmetic: exact at any length)."""
+        return (self.ends_at - self.starts_at) // _MINUTE
+
+
+_MINUTE = timedelta(minutes=1)
 
 
 def available_encounters(
@@ -94,7 +97,7 @@ def available_encounters(
     }
     # all(): one fetchall, not a fetchone per row.
     rows = db.connection.execute(_statement(shape), parameters).all()
-    return [AvailableEncounter(*row) for row in rows]
+    return list(map(AvailableEncounter._make, rows))
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from werkzeug.routing import PathConverter
 from schemas.encounters import EncounterQuerySchema, EncounterSchema
 from schemas.problems import ProblemSchema
 from service.directory import UserResolver
-from service.encounters import InvalidQuery, Window, available_encounters
+from service.encounters import AvailableEncounter, InvalidQuery, Window, available_encounters
 from service.identifiers import (
     ME,
     IdentifierKind,
@@ -73,7 +73,7 @@ blp = Blueprint(
     description="The encounters a student can book or a staff member can see.",
 )
 # EncounterSchema's own output, without marshmallow's per-field work for every encounter.
-_encounters_json = compile_json(EncounterSchema)
+_encounters_json = compile_json(EncounterSchema, AvailableEncounter)
 
 _CHALLENGE = {
     "WWW-Authenticate": {
