@@ -5,10 +5,10 @@ from __future__ import annotations
 import functools
 import uuid
 from dataclasses import dataclass
-from typing import NamedTuple
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
-from sqlalchemy import Select, and_, bindparam, case, func, literal, not_, select, union_all
+from sqlalchemy import Select, and_, bindparam, case, literal, not_, select, union_all
 from sqlalchemy.sql.elements import ColumnElement, Label
 
 from service.db import db
@@ -165,17 +165,16 @@ def _scopes(shape: _Shape) -> list[ColumnElement[bool]]:
 
 
 def _status() -> Label[str]:
-    """Booked, Full or Available: one index-only scan of the encounter's active bookings."""
-    mine = func.sum(case((Booking.user_id == bindparam("user_id"), 1), else_=0))
-    return (
-        select(
-            case(
-                (mine > 0, literal("Booked")),
-                (func.count() >= Encounter.capacity, literal("Full")),
-                else_=literal("Available"),
-            )
-        )
-        .where(Booking.encounter_id == Encounter.id, not_(Booking.cancelled))
-        .scalar_subquery()
-        .label("status")
+    """Booked, Full or Available, from the row itself and the target's own active bookings.
+
+    `active_bookings` is kept by triggers (migration 0003); the target's bookings are read once
+    per statement (a hashed subplan), not probed once per row.
+    """
+    mine = select(Booking.encounter_id).where(
+        Booking.user_id == bindparam("user_id"), not_(Booking.cancelled)
     )
+    return case(
+        (Encounter.id.in_(mine), literal("Booked")),
+        (Encounter.active_bookings >= Encounter.capacity, literal("Full")),
+        else_=literal("Available"),
+    ).label("status")
