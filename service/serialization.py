@@ -1,13 +1,15 @@
 """A compiled JSON body for a marshmallow schema: the schema's own output, built from its fields.
 
 `EncounterSchema` stays the one definition of the wire format. `compile_json` reads its declared
-fields (key, attribute, type) once and returns a function that writes, for a list of objects,
-the same JSON bytes as the app's JSON provider writes for `Schema(many=True).dump(objects)`:
-same keys in the same order, same values, without marshmallow's per-field machinery for every
-object. UUIDs and UTC datetimes go to orjson as they are (it writes `str(uuid)` and
-`datetime.isoformat()` in C); anything else gets the conversion marshmallow itself applies.
-A field of a type or with an option it does not know makes it refuse (`TypeError`) rather than
-guess; tests/test_performance_contract.py proves the bytes equal over random data.
+fields (key, attribute, type) once, and the row type's columns and properties, and returns a
+function that writes, for a list of rows, the same JSON bytes as the app's JSON provider writes
+for `Schema(many=True).dump(rows)`: same keys in the same order, same values, without
+marshmallow's per-field machinery for every row. A row is a NamedTuple, so each value is read by
+position (one C call for all), and an attribute the row computes (a property) is computed once.
+UUIDs and UTC datetimes go to orjson as they are (it writes `str(uuid)` and `datetime.isoformat()`
+in C); anything else gets the conversion marshmallow itself applies. A field of a type or with an
+option it does not know, or an attribute the row lacks, makes it refuse (`TypeError`) rather
+than guess; tests/test_performance_contract.py proves the bytes equal over random rows.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import operator
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any
 
@@ -27,49 +29,62 @@ JsonBody = Callable[[Iterable[Any]], bytes]
 _ORJSON_OPTIONS = 0
 
 
-def compile_json(schema_class: type[Schema]) -> JsonBody:
-    """`objects` -> the JSON of `schema_class(many=True).dump(objects)`, as UTF-8 bytes."""
+def compile_json(schema_class: type[Schema], row_type: type[tuple[Any, ...]]) -> JsonBody:
+    """`rows` (of NamedTuple `row_type`) -> the JSON of `schema_class(many=True).dump(rows)`."""
     schema = schema_class()
     if any(schema._hooks[tag] for tag in schema._hooks):
         raise TypeError(f"{schema_class.__name__} has processing hooks: no compiled dump")
+    columns: tuple[str, ...] = getattr(row_type, "_fields", ())
     keys: list[str] = []
-    attributes: list[str] = []
+    positions: list[int] = []
+    computed: list[Callable[[Any], Any]] = []
     converters: list[Callable[[Any], Any]] = []
     natives: list[type] = []
     for name, field in schema.dump_fields.items():
         keys.append(field.data_key or name)
-        attributes.append(field.attribute or name)
+        attribute = field.attribute or name
+        if attribute in columns:
+            positions.append(columns.index(attribute))
+        else:
+            accessor = getattr(row_type, attribute, None)
+            if not isinstance(accessor, property) or accessor.fget is None:
+                raise TypeError(f"field {name!r}: {row_type.__name__} has no {attribute!r}")
+            computed.append(accessor.fget)
+            positions.append(len(columns) + len(computed) - 1)
         native, converter = _conversion(name, field)
         natives.append(native)
         converters.append(converter)
     # The common case costs no call per field: when every value is of its field's native type
-    # (and every datetime is in UTC), orjson writes the values as they are. One attrgetter reads
-    # them all, the datetimes' tzinfo too; a trailing __class__ keeps it a tuple for one field.
-    zones = [f"{a}.tzinfo" for a, n in zip(attributes, natives, strict=True) if n is dt.datetime]
-    read_all = operator.attrgetter(*attributes, *zones, "__class__")
-    expected = (*natives, *(type(dt.UTC) for _ in zones))
-    utc = (dt.UTC,) * len(zones)
-    count = len(keys)
-    read: Callable[[Any], tuple[Any, ...]] = operator.attrgetter(*attributes, "__class__")
+    # (and every datetime is in UTC), orjson writes the values as they are.
+    ordered = _picker(positions)
+    zones = _picker([n for n, native in enumerate(natives) if native is dt.datetime])
+    expected = tuple(natives)
+    utc = tuple(dt.UTC for native in natives if native is dt.datetime)
+    zone = operator.attrgetter("tzinfo")
     call = operator.call
 
-    def row(obj: Any) -> dict[str, Any]:
-        try:
-            values = read_all(obj)
-        except AttributeError:  # a None datetime has no tzinfo
-            values = None
-        if (
-            values is not None
-            and tuple(map(type, values[:-1])) == expected
-            and values[count:-1] == utc
-        ):
-            return dict(zip(keys, values, strict=False))  # stops at the last key
-        return dict(zip(keys, map(call, converters, read(obj)[:-1]), strict=True))
+    def row(values: tuple[Any, ...]) -> dict[str, Any]:
+        if computed:
+            values = values + tuple([compute(values) for compute in computed])
+        picked = ordered(values)
+        if tuple(map(type, picked)) == expected and tuple(map(zone, zones(picked))) == utc:
+            return dict(zip(keys, picked, strict=True))
+        return dict(zip(keys, map(call, converters, picked), strict=True))
 
-    def json_body(objects: Iterable[Any]) -> bytes:
-        return orjson.dumps([row(obj) for obj in objects], option=_ORJSON_OPTIONS)
+    def json_body(rows: Iterable[Any]) -> bytes:
+        return orjson.dumps([row(values) for values in rows], option=_ORJSON_OPTIONS)
 
     return json_body
+
+
+def _picker(positions: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """The values at `positions`, always as a tuple (itemgetter gives a bare value for one)."""
+    if len(positions) >= 2:
+        return operator.itemgetter(*positions)
+    if positions:
+        (position,) = positions
+        return lambda values: (values[position],)
+    return lambda values: ()
 
 
 def _conversion(name: str, field: fields.Field[Any]) -> tuple[type, Callable[[Any], Any]]:

@@ -15,7 +15,7 @@ from werkzeug.routing import PathConverter
 
 from schemas.encounters import EncounterQuerySchema, EncounterSchema
 from service.directory import DirectoryUser, UserResolver
-from service.encounters import Window, available_encounters
+from service.encounters import AvailableEncounter, Window, available_encounters
 from service.identifiers import (
     ME,
     IdentifierKind,
@@ -63,7 +63,7 @@ blp = Blueprint(
     description="The encounters a student can book or a staff member can see.",
 )
 # EncounterSchema's own output, without marshmallow's per-field work for every encounter.
-_encounters_json = compile_json(EncounterSchema)
+_encounters_json = compile_json(EncounterSchema, AvailableEncounter)
 
 _USER_IDENTIFIER = {
     "in": "path",
