@@ -25,8 +25,7 @@ from service.identifiers import (
 )
 from service.policy import Caller, Decision, may_view
 from service.problems import FORBIDDEN_DETAIL, NOT_FOUND_DETAIL, abort
-from service.representations import JSON_TYPES, json_response, negotiate
-from service.serialization import compile_json
+from service.representations import JSON_TYPES, compile_json, json_response, negotiate
 from service.tokens import Principal, TokenVerifier
 
 

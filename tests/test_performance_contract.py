@@ -3,7 +3,7 @@ JSON body proven equal to the schema's own output.
 
 - (i) A request makes at most two SQL statements (resolver, list), and the same number for an
   answer of one encounter as for hundreds, for a student and a staff member, by any path.
-- (ii) `service.serialization.compile_json(EncounterSchema, AvailableEncounter)` writes exactly
+- (ii) `service.representations.compile_json(EncounterSchema, AvailableEncounter)` writes exactly
   the bytes the app's JSON provider writes for `EncounterSchema(many=True).dump(...)`, over
   random rows.
 - (iii) Each statement reads encounters, bookings and users through an index condition, never a
@@ -33,8 +33,7 @@ from schemas.encounters import EncounterSchema
 from service.db import db
 from service.encounters import AvailableEncounter
 from service.models import INT32_MAX, Booking, Encounter
-from service.representations import OrjsonProvider
-from service.serialization import compile_json
+from service.representations import OrjsonProvider, compile_json
 from tests.database import backend_name
 from tests.dataset import BASE, Dataset
 from tests.tokens import Tokens
