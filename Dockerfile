@@ -14,7 +14,7 @@ COPY setup.cfg pyproject.toml README.md ./
 COPY service ./service
 COPY schemas ./schemas
 # Install the project to get its declared dependencies, then drop the project itself: the code
-# runs from /app, beside migrations/ (which service/migrate.py finds next to service/).
+# runs from /app, beside migrations/ (which service/admin/migrate.py finds next to service/).
 RUN pip install --no-cache-dir . && pip uninstall --yes encounters-service
 
 # --- runtime: slim Python, the venv, the code; nothing to compile, no build tools

@@ -29,7 +29,7 @@ def _refuse(reason: str) -> NoReturn:
 from prometheus_client import multiprocess  # noqa: E402
 
 from service.config import ConfigError, Settings  # noqa: E402
-from service.logs import logging_config  # noqa: E402
+from service.ops.logs import logging_config  # noqa: E402
 
 try:
     Settings.from_environment()

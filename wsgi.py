@@ -2,7 +2,7 @@
 
 import sys
 
-from service import create_app
+from service.app import create_app
 from service.config import ConfigError
 
 # gunicorn's "worker failed to boot" status: the master stops rather than respawn forever.

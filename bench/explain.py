@@ -92,7 +92,7 @@ def explain_requests(
     database_url: str, secret: str, requests: Mapping[str, Line]
 ) -> list[RequestPlans]:
     """Answer each request in-process with the real app, then EXPLAIN the SQL it ran."""
-    from service import create_app
+    from service.app import create_app
 
     app = create_app(
         {"DATABASE_URL": database_url, "JWT_SECRET": secret, "JWT_ALGORITHMS": "HS256"}

@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 from flask import Flask, Response
 
-from service.logs import init_access_log
-from service.metrics import init_metrics
-from service.request_ids import init_request_ids
+from service.ops.logs import init_access_log
+from service.ops.metrics import init_metrics
+from service.ops.request_ids import init_request_ids
 
 ITEMS = 20
 FIXED_ROUTE = "/users/<path:userIdentifier>/encounters"

@@ -48,7 +48,7 @@ from bench.explain import RequestPlans, explain_requests
 from bench.explain import report as plan_report
 from bench.load import Line, Run, drive, wrk_binary
 from bench.soak import Gunicorn, free_port, running_gunicorn
-from service.cli import mint_token
+from service.admin.cli import mint_token
 from service.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -421,7 +421,7 @@ def profile(dataset: Dataset, lines: list[Line], secret: str, title: str, reques
         from pyinstrument import Profiler
     except ImportError:
         return "(pyinstrument is not installed: pip install -e '.[bench]')"
-    from service import create_app
+    from service.app import create_app
 
     app = create_app({"DATABASE_URL": dataset.url, "JWT_SECRET": secret, "JWT_ALGORITHMS": "HS256"})
     client = app.test_client()

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 from sqlalchemy import select
 
-from service import create_app
+from service.app import create_app
 from service.db import db
 from service.models import StaffAssignment, User
 

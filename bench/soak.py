@@ -37,8 +37,8 @@ from urllib.parse import quote, urlencode
 import jwt
 import psutil
 
+from service.admin.migrate import upgrade
 from service.db import make_engine
-from service.migrate import upgrade
 from service.models import Base
 from tests.conftest import BASE, insert_dataset, row_counts
 from tests.leaks import leaks_in

@@ -13,8 +13,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from service.directory import Role
 from service.identifiers import is_email
-from service.models import Role
 
 MAX_TEXT = 254
 INT32_MAX = 2**31 - 1

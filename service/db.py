@@ -1,4 +1,4 @@
-"""The database engine and the request-scoped session."""
+"""The database engine, and the read-only connection each request uses."""
 
 from __future__ import annotations
 
@@ -55,10 +55,7 @@ class _Binding:
     def engine(self) -> Engine:
         # A pool inherited across fork() would share sockets between workers.
         if self._engine is None or self._pid != os.getpid():
-            from service.metrics import observe_engine  # here: metrics imports this module
-
             self._engine = make_engine(self.url)
-            observe_engine(self._engine)
             self._reader = self._engine.execution_options(isolation_level="AUTOCOMMIT")
             self._pid = os.getpid()
         return self._engine

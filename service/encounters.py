@@ -11,8 +11,8 @@ from sqlalchemy import Select, and_, bindparam, case, func, literal, not_, selec
 from sqlalchemy.sql.elements import ColumnElement, Label
 
 from service.db import db
-from service.models import Booking, Center, Encounter, Role
-from service.resolvers import DirectoryUser
+from service.directory import DirectoryUser, Role
+from service.models import Booking, Center, Encounter
 
 
 class InvalidQuery(ValueError):

@@ -6,8 +6,7 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from service.models import Role
-from service.resolvers import DirectoryUser
+from service.directory import DirectoryUser, Role
 
 
 class Decision(enum.Enum):

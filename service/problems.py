@@ -14,9 +14,9 @@ from werkzeug import Response
 from werkzeug.exceptions import HTTPException
 
 from schemas.problems import ProblemSchema
+from service.directory import DirectoryUnavailable
 from service.identifiers import InvalidIdentifier
 from service.jwks import KeySetUnavailable
-from service.resolvers import DirectoryUnavailable
 from service.tokens import Unauthenticated
 
 PROBLEM_TYPE = "application/problem+json"

@@ -1,53 +1,23 @@
-"""Turning identifiers into users: the pluggable resolver interface and its database default.
+"""The default user resolver: the service's own `users` and `staff_centers` tables.
 
-A resolver is any object with one method, `resolve(identifiers)`, that takes a sequence of
-`UserIdentifier` (never of kind ME: the view substitutes the caller) and returns, in the same order,
-a `DirectoryUser` or None for each. `USER_RESOLVER` names a factory, `package.module:factory`,
-called once per app with the Flask app, returning the resolver. A resolver that cannot reach its
-directory raises `DirectoryUnavailable`, which becomes a 503.
+The interface it implements, and that a third-party resolver implements instead, is in
+`service.directory`.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import Any
 
 from flask import Flask
 from sqlalchemy import BindParameter, ColumnElement, Select, bindparam, false, or_, select
 
-from service.config import ConfigError
 from service.db import db
+from service.directory import DirectoryUser, Role, UserResolver
 from service.identifiers import IdentifierKind, UserIdentifier
-from service.models import Role, StaffAssignment, User, lookup_key
-
-
-@dataclass(frozen=True)
-class DirectoryUser:
-    """What the directory says of one user."""
-
-    id: uuid.UUID
-    email: str
-    reference_id: str
-    role: Role
-    center_ids: frozenset[uuid.UUID]
-    current_unit: int | None = None
-
-
-class DirectoryUnavailable(RuntimeError):
-    """The directory behind a resolver does not answer (a 503, not a 404)."""
-
-
-@runtime_checkable
-class UserResolver(Protocol):
-    """Resolves identifiers to directory users, in one call per request."""
-
-    def resolve(self, identifiers: Sequence[UserIdentifier]) -> list[DirectoryUser | None]:
-        """Return, for each identifier in order, its user or None."""
-        ...
+from service.models import StaffAssignment, User, lookup_key
 
 
 class DatabaseUserResolver:
@@ -140,20 +110,3 @@ def _match(identifier: UserIdentifier, users: list[DirectoryUser]) -> DirectoryU
 def database_resolver(app: Flask) -> UserResolver:
     """The factory `USER_RESOLVER` names by default."""
     return DatabaseUserResolver()
-
-
-def load_resolver(app: Flask, spec: str) -> UserResolver:
-    """Import `package.module:factory`, call it with the app, and check what it returns."""
-    module_name, _, factory_name = spec.partition(":")
-    if not module_name or not factory_name:
-        raise ConfigError(f"USER_RESOLVER must be 'package.module:factory', got {spec!r}")
-    try:
-        factory: Callable[[Flask], object] = getattr(
-            importlib.import_module(module_name), factory_name
-        )
-    except (ImportError, AttributeError) as error:
-        raise ConfigError(f"USER_RESOLVER {spec!r} cannot be loaded: {error}") from None
-    resolver = factory(app)
-    if not isinstance(resolver, UserResolver):
-        raise ConfigError(f"USER_RESOLVER {spec!r} returned no object with a resolve() method")
-    return resolver

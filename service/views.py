@@ -15,6 +15,7 @@ from werkzeug.routing import PathConverter
 
 from schemas.encounters import EncounterQuerySchema, EncounterSchema
 from schemas.problems import ProblemSchema
+from service.directory import UserResolver
 from service.encounters import InvalidQuery, Window, available_encounters
 from service.identifiers import (
     ME,
@@ -23,7 +24,6 @@ from service.identifiers import (
     UserIdentifier,
     parse_identifier,
 )
-from service.metrics import TimedResolver
 from service.policy import Caller, Decision, may_view
 from service.problems import (
     INVALID_PARAMETERS_DETAIL,
@@ -33,7 +33,6 @@ from service.problems import (
     problem_body,
 )
 from service.representations import NOT_ACCEPTABLE_DETAIL, json_response, negotiate
-from service.resolvers import UserResolver
 from service.serialization import compile_json
 from service.tokens import Principal, TokenVerifier
 
@@ -197,7 +196,7 @@ def list_encounters(
     except InvalidQuery as error:
         abort(400, errors=error.errors)
 
-    resolver: UserResolver = TimedResolver(current_app.extensions["encounters.resolver"])
+    resolver: UserResolver = current_app.extensions["encounters.resolver"]
     subject = _subject_identifier(principal.subject)
     if subject is None:
         caller_user, target = None, None

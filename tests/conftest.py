@@ -22,9 +22,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, MetaData, text
 
-from service import create_app
+from service.admin.migrate import upgrade
+from service.app import create_app
 from service.db import make_engine
-from service.migrate import upgrade
 from service.models import (
     Base,
     Booking,

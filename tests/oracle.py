@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from service.models import Role
+from service.directory import Role
 from tests.conftest import BASE, BOOKINGS, CENTERS, ENCOUNTERS, USERS, _id
 
 

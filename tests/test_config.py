@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from service import create_app
+from service.app import create_app
 from service.config import ConfigError, Settings
 from tests.live import ROOT, free_port
 

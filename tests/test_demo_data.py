@@ -11,7 +11,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from service.models import Booking, Center, Encounter, Role, StaffAssignment, User
+from service.directory import Role
+from service.models import Booking, Center, Encounter, StaffAssignment, User
 from tests.conftest import Dataset, Tokens, row_counts, table_snapshot
 
 SMALL = ["--centers", "3", "--students", "90", "--days", "4", "--start", "2030-01-05"]

@@ -19,7 +19,7 @@ from flask import Flask
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from service import create_app
+from service.app import create_app
 from tests.conftest import SECRET, USERS, Dataset, Tokens
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))

@@ -131,7 +131,7 @@ def test_logs_of_a_full_run_are_json_lines_without_secrets(
 def test_formatter_masks_whatever_a_message_carries(monkeypatch: pytest.MonkeyPatch) -> None:
     import logging
 
-    from service.logs import RedactingJsonFormatter
+    from service.ops.logs import RedactingJsonFormatter
 
     monkeypatch.setenv("JWT_SECRET", SECRET)
     token = Tokens().mint("ana@example.com")

@@ -31,8 +31,8 @@ from sqlalchemy.orm import Session
 from schemas.encounters import INT32_MAX, EncounterSchema
 from service.db import db
 from service.encounters import AvailableEncounter
-from service.json_provider import OrjsonProvider
 from service.models import Booking, Encounter
+from service.representations import OrjsonProvider
 from service.serialization import compile_json
 from tests.conftest import BASE, Dataset, Tokens, backend_name
 

@@ -6,9 +6,8 @@ import uuid
 
 import pytest
 
-from service.models import Role
+from service.directory import DirectoryUser, Role
 from service.policy import Caller, Decision, may_view, role_named
-from service.resolvers import DirectoryUser
 
 LISBON, PORTO, MADRID = (uuid.uuid4() for _ in range(3))
 

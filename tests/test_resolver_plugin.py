@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from service import create_app
+from service.app import create_app
 from service.config import ConfigError
 from tests.conftest import Dataset, Tokens
 
@@ -31,7 +31,7 @@ def test_a_third_party_resolver_answers_for_callers_and_targets(
         "/users/zoe@elsewhere.example/encounters", headers=tokens.header("EXT-2", "StaffMember")
     )
     assert staff.status_code == 200 and staff.get_json() == response.get_json()
-    directory = plugged.extensions["encounters.resolver"]
+    directory = plugged.extensions["encounters.resolver"].resolver
     assert [identifier.value for identifier in directory.calls[-1]] == [
         "EXT-2",
         "zoe@elsewhere.example",
@@ -48,7 +48,7 @@ def test_users_of_the_database_are_unknown_to_a_plugged_deployment(
 def test_a_directory_outage_is_a_503_with_retry_after(
     plugged: Any, dataset: Dataset, tokens: Tokens
 ) -> None:
-    plugged.extensions["encounters.resolver"].down = True
+    plugged.extensions["encounters.resolver"].resolver.down = True
     response = plugged.test_client().get("/users/me/encounters", headers=tokens.header("EXT-1"))
     assert response.status_code == 503
     assert response.content_type == "application/problem+json"

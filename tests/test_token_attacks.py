@@ -27,7 +27,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from service import create_app
+from service.app import create_app
 from tests.conftest import SECRET, Dataset
 from tests.leaks import leaks_in, log_text
 

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask.testing import FlaskClient
 
-from service import create_app
+from service.app import create_app
 from tests.conftest import SECRET, Dataset, Tokens
 
 PLAIN = 'Bearer realm="encounters"'

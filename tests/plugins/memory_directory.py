@@ -7,9 +7,8 @@ from collections.abc import Sequence
 
 from flask import Flask
 
+from service.directory import DirectoryUnavailable, DirectoryUser, Role
 from service.identifiers import IdentifierKind, UserIdentifier
-from service.models import Role
-from service.resolvers import DirectoryUnavailable, DirectoryUser
 
 LISBON = uuid.uuid5(uuid.NAMESPACE_URL, "encounters-test/lisbon")
 PEOPLE = [

@@ -12,11 +12,11 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from sqlalchemy import inspect
 
+from service.admin.demo import DemoOptions, DemoRefused, create_demo_network
+from service.admin.loading import ImportRejected, load_document, parse_document
+from service.admin.migrate import upgrade
 from service.config import HMAC_ALGORITHMS, Settings
 from service.db import db
-from service.demo import DemoOptions, DemoRefused, create_demo_network
-from service.loading import ImportRejected, load_document, parse_document
-from service.migrate import upgrade
 
 
 def register_commands(app: Flask) -> None:

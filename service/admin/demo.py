@@ -17,8 +17,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select, text
 
-from service.bulk import insert_rows
-from service.models import Base, Role
+from service.admin.bulk import insert_rows
+from service.directory import Role
+from service.models import Base
 
 UNITS = 20
 ONLINE_SHARE = 0.15
@@ -58,12 +59,8 @@ Vienna
 """.split(",")  # noqa: SIM905
 ]
 # A network opens downtown first: C-001 is Lisbon Downtown, C-051 Lisbon Old Town.
-DISTRICTS = [
-    name.strip()
-    for name in """
-Downtown, Old Town, Riverside, University, Harbour, North, South, East, West, Station
-""".split(",")  # noqa: SIM905
-]
+DISTRICTS = ["Downtown", "Old Town", "Riverside", "University", "Harbour"]
+DISTRICTS += ["North", "South", "East", "West", "Station"]
 TABLES = Base.metadata.tables
 # Children before parents, so that emptying never trips a foreign key.
 EMPTYING_ORDER = ("bookings", "staff_centers", "encounters", "users", "centers")

@@ -19,8 +19,8 @@ from sqlalchemy import Connection, Engine, Table, bindparam, delete, select
 from sqlalchemy.exc import DBAPIError
 
 from schemas.imports import ImportDocumentSchema
-from service.bulk import LOOKUP_CHUNK, batches, insert_rows, upsert_rows
-from service.import_checks import consistency_errors, record_label
+from service.admin.bulk import LOOKUP_CHUNK, batches, insert_rows, upsert_rows
+from service.admin.import_checks import consistency_errors, record_label
 from service.models import Base, StaffAssignment, User, lookup_key
 
 LISTS = ("centers", "users", "encounters", "bookings")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
 from typing import Any
 
 from flask import Blueprint, Flask, request
@@ -25,9 +24,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import Engine, event
 from werkzeug import Response
 
-from service.identifiers import UserIdentifier
-from service.logs import request_seconds, route_template
-from service.resolvers import DirectoryUser, UserResolver
+from service.ops.logs import request_seconds, route_template
 
 MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # `*_created` series say when a process started counting: noise here, and absent under gunicorn.
@@ -73,6 +70,7 @@ def metrics() -> Response:
 def init_metrics(app: Flask) -> None:
     """Count and time every request, and serve `/metrics`."""
     app.register_blueprint(blp)
+    observe_engines()
 
     @app.after_request
     def observe_request(response: Response) -> Response:
@@ -82,11 +80,17 @@ def init_metrics(app: Flask) -> None:
         return response
 
 
-def observe_engine(engine: Engine) -> None:
-    """Time every statement the engine executes."""
-    event.listen(engine, "before_cursor_execute", _statement_started)
-    event.listen(engine, "after_cursor_execute", _statement_finished)
-    event.listen(engine, "handle_error", _statement_failed)
+def observe_engines() -> None:
+    """Time every statement that any engine of this process executes."""
+    if not event.contains(Engine, "before_cursor_execute", _statement_started):
+        event.listen(Engine, "before_cursor_execute", _statement_started)
+        event.listen(Engine, "after_cursor_execute", _statement_finished)
+        event.listen(Engine, "handle_error", _statement_failed)
+
+
+def observe_resolver(seconds: float) -> None:
+    """Record one call of the user resolver."""
+    RESOLVER_SECONDS.observe(seconds)
 
 
 def _statement_started(connection: Any, *_args: Any) -> None:
@@ -104,15 +108,3 @@ def _statement_failed(context: Any) -> None:
     connection = context.connection
     if connection is not None:
         _statement_finished(connection)
-
-
-class TimedResolver:
-    """A resolver's stand-in for one request, timing each call of the real one."""
-
-    def __init__(self, resolver: UserResolver) -> None:
-        self.resolver = resolver
-
-    def resolve(self, identifiers: Sequence[UserIdentifier]) -> list[DirectoryUser | None]:
-        """The wrapped resolver's answer, timed."""
-        with RESOLVER_SECONDS.time():
-            return self.resolver.resolve(identifiers)

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import InstrumentedAttribute
 
-from service.bulk import LOOKUP_CHUNK, batches
+from service.admin.bulk import LOOKUP_CHUNK, batches
 from service.models import Center, Encounter, User, lookup_key
 
 ORDER = ("centers", "users", "encounters", "bookings")

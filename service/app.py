@@ -1,0 +1,73 @@
+"""The app factory: settings, database, operations hooks, the API and its blueprints."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from service.admin.cli import register_commands
+from service.config import Settings
+from service.db import db
+from service.directory import TimedResolver, load_resolver
+from service.ops.docs_ui import ASSETS_URL, SWAGGER_UI_CONFIG
+from service.ops.docs_ui import blp as swagger_ui_blp
+from service.ops.health import blp as health_blp
+from service.ops.logs import init_access_log
+from service.ops.metrics import init_metrics, observe_resolver
+from service.ops.request_ids import init_request_ids
+from service.problems import Api, register_error_handlers
+from service.representations import OrjsonProvider
+from service.tokens import TokenVerifier
+from service.views import IdentifierConverter
+from service.views import blp as encounters_blp
+
+API_TITLE = "Encounters"
+API_VERSION = "1.0.0"
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app from `config` (upper-case names), or from the environment when None."""
+    settings = Settings.from_environment() if config is None else Settings.from_mapping(config)
+    app = Flask(__name__, static_folder=None)
+    app.json = OrjsonProvider(app)
+    app.config.update(
+        API_TITLE=API_TITLE,
+        API_VERSION=API_VERSION,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL=ASSETS_URL,
+        OPENAPI_SWAGGER_UI_CONFIG=SWAGGER_UI_CONFIG,
+        API_SPEC_OPTIONS={
+            "info": {"description": "Lists the encounters (classes) a user can book or see."},
+            "components": {
+                "securitySchemes": {
+                    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                }
+            },
+        },
+    )
+    app.extensions["encounters.settings"] = settings
+    db.init_app(app, settings.database_url)
+    init_request_ids(app)
+    init_access_log(app)
+    init_metrics(app)
+
+    # flask-smorest's Api keeps one OpenAPI document per app, so each app gets its own.
+    api = Api(app)
+    app.url_map.converters["identifier"] = IdentifierConverter
+    api.register_converter(IdentifierConverter, lambda _converter: {"type": "string"})
+    api.register_blueprint(encounters_blp)
+    api.register_blueprint(health_blp)
+    app.register_blueprint(swagger_ui_blp)
+    register_error_handlers(app)
+
+    app.extensions["encounters.verifier"] = TokenVerifier(settings)
+    app.extensions["encounters.resolver"] = TimedResolver(
+        load_resolver(app, settings.user_resolver), observe_resolver
+    )
+    register_commands(app)
+    return app

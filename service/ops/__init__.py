@@ -1,0 +1,1 @@
+"""Cross-cutting operations: JSON logs, Prometheus metrics, request ids, health, Swagger UI."""
