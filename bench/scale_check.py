@@ -43,7 +43,7 @@ from bench import topology
 from bench.load import LUA, Line, wrk_binary
 from bench.perf import ITEMS, fitted, sample_users
 from bench.soak import Gunicorn, running_gunicorn
-from service.cli import mint_token
+from service.admin.cli import mint_token
 from service.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

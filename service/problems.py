@@ -105,6 +105,9 @@ def register_error_handlers(app: Flask) -> None:
             400, "The user identifier is malformed.", errors={"userIdentifier": [str(error)]}
         )
 
+    # OperationalError covers a read replica's recovery conflicts too: psycopg's
+    # SerializationFailure (40001, "canceling statement due to conflict with recovery") and
+    # DeadlockDetected (40P01) are OperationalErrors, and so is a connection it terminated.
     @app.errorhandler(DirectoryUnavailable)
     @app.errorhandler(KeySetUnavailable)
     @app.errorhandler(OperationalError)

@@ -99,7 +99,7 @@ def app(config: dict[str, Any]) -> Iterator[Flask]:
     with application.app_context():
         from service.db import db
 
-        db.engine.dispose()
+        db.dispose()
 
 
 @pytest.fixture
