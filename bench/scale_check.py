@@ -154,7 +154,8 @@ class Fleet:
 
     def pids(self) -> list[int]:
         """Masters and workers of every running instance."""
-        return [pid for _, s in self.running.values() for pid in topology.with_children(s.process.pid)]
+        masters = [server.process.pid for _, server in self.running.values()]
+        return [pid for master in masters for pid in topology.with_children(master)]
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -217,8 +218,14 @@ def request_lines(url: str, secret: str, direct: Gunicorn) -> tuple[list[Line], 
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     windows = [
         "",
-        "?" + urlencode({"from": (today + timedelta(days=2)).isoformat(), "to": (today + timedelta(days=9)).isoformat()}),  # noqa: E501
-        "?" + urlencode({"from": (today + timedelta(days=5)).date().isoformat(), "online": "true"}),  # noqa: E501
+        "?"
+        + urlencode(
+            {
+                "from": (today + timedelta(days=2)).isoformat(),
+                "to": (today + timedelta(days=9)).isoformat(),
+            }
+        ),
+        "?" + urlencode({"from": (today + timedelta(days=5)).date().isoformat(), "online": "true"}),
     ]
     identical = [Line(path + window, tok) for path, tok in callers for window in windows]
     rng = random.Random(7)
@@ -227,6 +234,10 @@ def request_lines(url: str, secret: str, direct: Gunicorn) -> tuple[list[Line], 
         for path, tok in callers
     ]
     return identical, mix
+
+
+def _day(today: datetime, days: int) -> str:
+    return (today + timedelta(days=days)).isoformat()
 
 
 # --- the checks -------------------------------------------------------------------------------
@@ -247,9 +258,7 @@ def check_identical(
         elif first[0] == 200:
             items.append(len(json.loads(first[1])))
     # The replica path must have read from the standby, and never from the primary.
-    on_primary, on_standby = (
-        _connections(url, marker) for url in (primary, replica)
-    )
+    on_primary, on_standby = (_connections(url, marker) for url in (primary, replica))
     passed = not differing and not not_ok and len(lines) >= 200 and on_standby > 0 == on_primary
     summary = (
         f"{len(lines) - len(differing)}/{len(lines)} identical (status, body, ETag) on "
@@ -270,27 +279,31 @@ def _connections(url: str, application_name: str) -> int:
 
 
 def check_connections(
-    haproxy: topology.HAProxy, bouncer: topology.PgBouncer, replica: str, alias: str, mix: list[Line]
+    haproxy: topology.HAProxy,
+    bouncer: topology.PgBouncer,
+    replica: str,
+    alias: str,
+    mix: list[Line],
 ) -> Check:
     """(b) Under load, server connections stay within PgBouncer's pool; clients may be more."""
     servers, clients, waits = [], [], []
-    with psycopg.connect(replica, autocommit=True) as standby:
-        with wrk(haproxy.port, mix, seconds=6, connections=12) as run:
-            deadline = time.monotonic() + 5.5
-            while time.monotonic() < deadline:
-                row = standby.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
-                ).fetchone()
-                servers.append(int(row[0]) if row else 0)
-                pool = next(p for p in bouncer.show("POOLS") if p["database"] == alias)
-                clients.append(int(pool["cl_active"]) + int(pool["cl_waiting"]))
-                waits.append(int(pool["maxwait"]))
-                time.sleep(0.2)
+    with (
+        psycopg.connect(replica, autocommit=True) as standby,
+        wrk(haproxy.port, mix, seconds=6, connections=12) as run,
+    ):
+        deadline = time.monotonic() + 5.5
+        while time.monotonic() < deadline:
+            row = standby.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            ).fetchone()
+            servers.append(int(row[0]) if row else 0)
+            pool = next(p for p in bouncer.show("POOLS") if p["database"] == alias)
+            clients.append(int(pool["cl_active"]) + int(pool["cl_waiting"]))
+            waits.append(int(pool["maxwait"]))
+            time.sleep(0.2)
     bound = INSTANCES * (TOTAL_WORKERS // INSTANCES) * SERVICE_POOL_SIZE
-    passed = (
-        max(servers) <= bouncer.pool_size < max(clients) <= bound and run["failed"] == 0
-    )
+    passed = max(servers) <= bouncer.pool_size < max(clients) <= bound and run["failed"] == 0
     summary = (
         f"PostgreSQL server connections max {max(servers)} <= pool {bouncer.pool_size}; "
         f"PgBouncer clients max {max(clients)} (bound {INSTANCES} instances x "
@@ -544,7 +557,8 @@ def leftovers(started: dict[str, Any], hba: Path, digest: str, admin: str) -> Ch
     if alive:
         problems.append(f"processes remain: {alive}")
     with psycopg.connect(admin, autocommit=True) as pg:
-        if pg.execute("SELECT 1 FROM pg_database WHERE datname = %s", (started["database"],)).fetchone():
+        found = pg.execute("SELECT 1 FROM pg_database WHERE datname = %s", (started["database"],))
+        if found.fetchone():
             problems.append(f"database {started['database']} remains")
     summary = "; ".join(problems) or (
         "no cluster, pg_hba.conf identical, no listener, no process, no database left"
@@ -571,15 +585,21 @@ def _stop_on_signal(signum: int, _frame: FrameType | None) -> None:
 def main() -> int:
     """Run the scale check; 0 when every check passes."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--primary-port", type=int, default=int(os.environ.get("SCALE_PRIMARY_PORT", 5432)))  # noqa: E501
-    parser.add_argument("--replica-port", type=int, default=int(os.environ.get("SCALE_REPLICA_PORT", 5433)))  # noqa: E501
-    parser.add_argument("--pgbouncer-port", type=int, default=int(os.environ.get("SCALE_PGBOUNCER_PORT", 6432)))  # noqa: E501
+    parser.add_argument(
+        "--primary-port", type=int, default=int(os.environ.get("SCALE_PRIMARY_PORT", 5432))
+    )
+    parser.add_argument(
+        "--replica-port", type=int, default=int(os.environ.get("SCALE_REPLICA_PORT", 5433))
+    )
+    parser.add_argument(
+        "--pgbouncer-port", type=int, default=int(os.environ.get("SCALE_PGBOUNCER_PORT", 6432))
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("scale-check: FAIL: needs root (it creates a PostgreSQL cluster)", file=sys.stderr)
         return 1
     for tool in ("pg_createcluster", "pg_basebackup", "pgbouncer", "haproxy", "wrk"):
-        if not any(Path(d, tool).exists() for d in os.environ["PATH"].split(":") + ["/usr/sbin"]):
+        if not any(Path(d, tool).exists() for d in [*os.environ["PATH"].split(":"), "/usr/sbin"]):
             print(f"scale-check: FAIL: {tool} is not installed", file=sys.stderr)
             return 1
     busy = [p for p in (args.replica_port, args.pgbouncer_port) if not topology.port_is_free(p)]

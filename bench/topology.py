@@ -165,7 +165,7 @@ class Replica:
 
 @contextlib.contextmanager
 def streaming_replica(primary_port: int, port: int, primary_hba: Path) -> Iterator[Replica]:
-    """`pg_createcluster` + `pg_basebackup -R` on `port`; dropped (`pg_dropcluster --stop`) after."""
+    """`pg_createcluster` + `pg_basebackup -R` on `port`, dropped after (`pg_dropcluster`)."""
     name = f"scale_{os.getpid()}"
     if name in clusters():
         raise RuntimeError(f"a cluster {PG_VERSION}/{name} exists already")

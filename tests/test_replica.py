@@ -58,7 +58,9 @@ def test_request_reads_and_readiness_use_the_replica(
     config: dict[str, Any], empty_primary: str, dataset: Dataset, tokens: Tokens
 ) -> None:
     # The rows are only in the "replica" (the test database); the primary is empty.
-    for application in _app(config, DATABASE_URL=empty_primary, DATABASE_REPLICA_URL=config["DATABASE_URL"]):
+    for application in _app(
+        config, DATABASE_URL=empty_primary, DATABASE_REPLICA_URL=config["DATABASE_URL"]
+    ):
         client = application.test_client()
         response = client.get(PATH, headers=tokens.header("ST-000123"))
         assert response.status_code == 200
