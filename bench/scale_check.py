@@ -29,6 +29,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -117,29 +118,48 @@ def wrk(port: int, lines: list[Line], seconds: float, connections: int) -> Itera
 class Fleet:
     """gunicorn instances on fixed ports (HAProxy's app1..app3), started and stopped by slot."""
 
-    def __init__(self, ports: list[int], environment: dict[str, str], logs: Path) -> None:
+    def __init__(
+        self, name: str, ports: list[int], environment: dict[str, str], logs: Path
+    ) -> None:
+        self.name = name
         self.ports = ports
         self.environment = environment
         self.logs = logs
         self.running: dict[int, tuple[contextlib.ExitStack, Gunicorn]] = {}
         self.started_pids: set[int] = set()
 
-    def start(self, slot: int, workers: int) -> Gunicorn:
-        """gunicorn -c gunicorn.conf.py wsgi:app on the slot's port, ready."""
-        stack = contextlib.ExitStack()
-        server = stack.enter_context(
-            running_gunicorn(
-                self.environment["DATABASE_URL"],
-                self.environment["JWT_SECRET"],
-                self.logs / f"app{slot + 1}.log",
-                workers=workers,
-                port=self.ports[slot],
-                environment=self.environment,
+    def start(
+        self, workers: dict[int, int], environments: dict[int, dict[str, str]] | None = None
+    ) -> None:
+        """`gunicorn -c gunicorn.conf.py wsgi:app` on each slot's port, in parallel, all ready."""
+
+        def one(slot: int) -> tuple[contextlib.ExitStack, Gunicorn]:
+            environment = {**self.environment, **(environments or {}).get(slot, {})}
+            stack = contextlib.ExitStack()
+            server = stack.enter_context(
+                running_gunicorn(
+                    environment["DATABASE_URL"],
+                    environment["JWT_SECRET"],
+                    self.logs / f"{self.name}{slot + 1}.log",
+                    workers=workers[slot],
+                    port=self.ports[slot],
+                    environment=environment,
+                )
             )
-        )
-        self.running[slot] = (stack, server)
-        self.started_pids.update(topology.with_children(server.process.pid))
-        return server
+            return stack, server
+
+        with ThreadPoolExecutor(len(workers)) as pool:
+            futures = {slot: pool.submit(one, slot) for slot in workers}
+        errors = []
+        for slot, future in futures.items():
+            try:
+                self.running[slot] = future.result()
+            except Exception as error:  # the others are kept, to be stopped like any
+                errors.append(error)
+                continue
+            self.started_pids.update(topology.with_children(self.running[slot][1].process.pid))
+        if errors:
+            raise errors[0]
 
     def stop(self, slot: int) -> int:
         """SIGTERM (a graceful stop); the exit status."""
@@ -148,9 +168,9 @@ class Fleet:
         return server.process.returncode
 
     def stop_all(self) -> None:
-        """Stop every instance."""
-        for slot in list(self.running):
-            self.stop(slot)
+        """Stop every instance, in parallel."""
+        with ThreadPoolExecutor(max(1, len(self.running))) as pool:
+            list(pool.map(self.stop, list(self.running)))
 
     def pids(self) -> list[int]:
         """Masters and workers of every running instance."""
@@ -161,12 +181,12 @@ class Fleet:
 # --- data -------------------------------------------------------------------------------------
 
 
-def flask(database_url: str, *arguments: str) -> str:
+def flask(database_url: str, secret: str, *arguments: str) -> str:
     """`flask --app wsgi ...` against `database_url` (the primary): the migration job's view."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("JWT_", "DATABASE_"))}
     done = subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", *arguments],
-        cwd=ROOT, env={**environment, "DATABASE_URL": database_url},
+        cwd=ROOT, env={**environment, "DATABASE_URL": database_url, "JWT_SECRET": secret},
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if done.returncode:
@@ -176,8 +196,9 @@ def flask(database_url: str, *arguments: str) -> str:
 
 def import_document(start: datetime) -> dict[str, Any]:
     """A small network of its own for `load-data`: one center, a student, a staff member."""
-    center, student, staff = (str(uuid.uuid5(uuid.NAMESPACE_URL, f"scale/{n}")) for n in "css")
-    staff = str(uuid.uuid5(uuid.NAMESPACE_URL, "scale/staff"))
+    center, student, staff = (
+        str(uuid.uuid5(uuid.NAMESPACE_URL, f"scale/{name}")) for name in ("center", "st", "sm")
+    )
     encounters = []
     for number in range(40):
         begins = start + timedelta(days=number // 4, hours=8 + 2 * (number % 4))
@@ -207,7 +228,7 @@ def request_lines(url: str, secret: str, direct: Gunicorn) -> tuple[list[Line], 
     def token(subject: str, role: str) -> str:
         return mint_token(settings, subject, role, 3600)
 
-    students, pairs = sample_users(url, 30, seed=7)
+    students, pairs = sample_users(url, 50, seed=7)
     callers = [("/users/me/encounters", token(s, "Student")) for s in students]
     callers += [(f"/users/{st}/encounters", token(sm, "StaffMember")) for sm, st in pairs]
     callers += [
@@ -218,14 +239,8 @@ def request_lines(url: str, secret: str, direct: Gunicorn) -> tuple[list[Line], 
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     windows = [
         "",
-        "?"
-        + urlencode(
-            {
-                "from": (today + timedelta(days=2)).isoformat(),
-                "to": (today + timedelta(days=9)).isoformat(),
-            }
-        ),
-        "?" + urlencode({"from": (today + timedelta(days=5)).date().isoformat(), "online": "true"}),
+        "?" + urlencode({"from": _day(today, 2), "to": _day(today, 9)}),
+        "?" + urlencode({"from": _day(today, 5)[:10], "online": "true"}),
     ]
     identical = [Line(path + window, tok) for path, tok in callers for window in windows]
     rng = random.Random(7)
@@ -259,7 +274,9 @@ def check_identical(
             items.append(len(json.loads(first[1])))
     # The replica path must have read from the standby, and never from the primary.
     on_primary, on_standby = (_connections(url, marker) for url in (primary, replica))
-    passed = not differing and not not_ok and len(lines) >= 200 and on_standby > 0 == on_primary
+    passed = (
+        not differing and not not_ok and len(lines) >= 200 and on_standby > 0 and on_primary == 0
+    )
     summary = (
         f"{len(lines) - len(differing)}/{len(lines)} identical (status, body, ETag) on "
         f"{', '.join(targets)}; non-200 {not_ok}; items per answer {min(items, default=0)}-"
@@ -338,7 +355,7 @@ def check_drain(haproxy: topology.HAProxy, fleet: Fleet, mix: list[Line]) -> Che
 
 def check_kill(haproxy: topology.HAProxy, fleet: Fleet, mix: list[Line]) -> Check:
     """(d) kill -9 of app2 (master and workers) under load: failures and time to DOWN."""
-    fleet.start(0, TOTAL_WORKERS // INSTANCES)
+    fleet.start({0: TOTAL_WORKERS // INSTANCES})
     haproxy.set_state("app1", "ready")
     haproxy.wait_status("app1", "UP")
     victim = fleet.running[1][1]
@@ -368,8 +385,7 @@ def check_throughput(
     layouts, failed = [], 0
     for instances in (1, 2, 3):
         fleet.stop_all()
-        for slot in range(instances):
-            fleet.start(slot, TOTAL_WORKERS // instances)
+        fleet.start({slot: TOTAL_WORKERS // instances for slot in range(instances)})
         for slot in range(INSTANCES):
             haproxy.set_state(f"app{slot + 1}", "ready" if slot < instances else "maint")
         for slot in range(instances):
@@ -443,14 +459,18 @@ def scale_check(args: argparse.Namespace) -> list[Check]:
             pg.execute(f'CREATE DATABASE "{name}"')
         stack.callback(_drop_database, primary_admin, name)
         began = time.monotonic()
-        flask(sqlalchemy, "init-db")
-        print("  data:", flask(sqlalchemy, "demo-data", "--centers", "2", "--students", "400"))
+        flask(sqlalchemy, secret, "init-db")
+        progress("replica up")
+        demo = ("--centers", "2", "--students", "400", "--staff", "20")
+        progress(flask(sqlalchemy, secret, "demo-data", *demo))
         document = logs / "import.json"
         document.write_text(json.dumps(import_document(datetime.now(UTC) + timedelta(days=1))))
-        print("  data:", flask(sqlalchemy, "load-data", str(document)).splitlines()[-1])
+        progress(flask(sqlalchemy, secret, "load-data", str(document)).splitlines()[-1])
         replay = topology.wait_for_replay(primary, standby)
-        print(f"  loaded through the primary in {time.monotonic() - began:.1f} s; "
-              f"the standby replayed it {replay:.2f} s after the last commit")  # fmt: skip
+        progress(
+            f"loaded through the primary in {time.monotonic() - began:.1f} s; "
+            f"the standby replayed it {replay:.2f} s after the last commit"
+        )
         bouncer = stack.enter_context(
             topology.pgbouncer(
                 args.pgbouncer_port,
@@ -463,6 +483,7 @@ def scale_check(args: argparse.Namespace) -> list[Check]:
         app_ports, single_ports, lb_port = ports[:3], ports[3:6], ports[6]
         lb = stack.enter_context(topology.haproxy(lb_port, [f"127.0.0.1:{p}" for p in app_ports]))
         fleet = Fleet(
+            "app",
             app_ports,
             {
                 "DATABASE_URL": bouncer.url(name),
@@ -473,37 +494,29 @@ def scale_check(args: argparse.Namespace) -> list[Check]:
             logs,
         )
         stack.callback(fleet.stop_all)
-        for slot in range(INSTANCES):
-            fleet.start(slot, TOTAL_WORKERS // INSTANCES)
-        for slot in range(INSTANCES):
-            lb.wait_status(f"app{slot + 1}", "UP")
+        fleet.start({slot: TOTAL_WORKERS // INSTANCES for slot in range(INSTANCES)})
+        # (a)'s other paths: one single-worker instance each.
         marker = f"scale_check_reads_{os.getpid()}"
-        singles = {
+        singles = Fleet("single", single_ports, {"JWT_SECRET": secret}, logs)
+        stack.callback(singles.stop_all)
+        paths = {
             "direct": {"DATABASE_URL": sqlalchemy},
-            "PgBouncer": {
-                "DATABASE_URL": bouncer.url(name),
-                "DATABASE_PREPARED_STATEMENTS": "off",
-            },
+            "PgBouncer": {"DATABASE_URL": bouncer.url(name), "DATABASE_PREPARED_STATEMENTS": "off"},
             "replica": {
                 "DATABASE_URL": sqlalchemy,
                 "DATABASE_REPLICA_URL": standby.replace("postgresql://", "postgresql+psycopg://")
                 + f"?application_name={marker}",
             },
         }
-        targets = {}
-        with contextlib.ExitStack() as single_stack:
-            for (label, environment), port in zip(singles.items(), single_ports, strict=True):
-                server = single_stack.enter_context(
-                    running_gunicorn(
-                        environment["DATABASE_URL"], secret, logs / f"{label}.log",
-                        workers=1, port=port, environment=environment,
-                    )
-                )  # fmt: skip
-                fleet.started_pids.update(topology.with_children(server.process.pid))
-                targets[label] = port
-            targets["HAProxy"] = lb.port
-            identical, mix = request_lines(sqlalchemy, secret, single_stack_server(targets))
-            checks.append(check_identical(identical, targets, primary, standby, marker))
+        singles.start({slot: 1 for slot in range(3)}, dict(enumerate(paths.values())))
+        for slot in range(INSTANCES):
+            lb.wait_status(f"app{slot + 1}", "UP")
+        progress("topology up")
+        targets = {**dict(zip(paths, single_ports, strict=True)), "HAProxy": lb.port}
+        identical, mix = request_lines(sqlalchemy, secret, single_stack_server(targets))
+        checks.append(check_identical(identical, targets, primary, standby, marker))
+        items = [len(json.loads(get(targets["direct"], line)[1])) for line in mix]
+        singles.stop_all()
         report(checks[-1])
         checks.append(check_connections(lb, bouncer, standby, f"{name}_ro", mix))
         report(checks[-1])
@@ -517,14 +530,22 @@ def scale_check(args: argparse.Namespace) -> list[Check]:
             "postgresql": replica.pids,
             "haproxy": lambda: [lb.process.pid],
         }
+        progress(f"(e)'s mix: {len(mix)} requests, {sum(items) / len(items):.1f} items on average")
         checks.append(check_throughput(lb, fleet, mix, tiers))
+        checks[-1].figures["mean_items"] = round(sum(items) / len(items), 1)
         report(checks[-1])
         model = capacity(checks[-1].figures["layouts"], os.cpu_count() or 1)
         checks[-1].figures["capacity"] = model
         print(f"  capacity model: {json.dumps(model)}")
         started = {
             "ports": [args.replica_port, args.pgbouncer_port, *ports],
-            "pids": [*fleet.started_pids, bouncer.process.pid, lb.process.pid, replica.pid],
+            "pids": [
+                *fleet.started_pids,
+                *singles.started_pids,
+                bouncer.process.pid,
+                lb.process.pid,
+                replica.pid,
+            ],
             "cluster": replica.name,
             "database": name,
         }
@@ -573,9 +594,17 @@ def _alive(pid: int) -> bool:
         return False
 
 
+STARTED = time.monotonic()
+
+
+def progress(message: str) -> None:
+    """One line, stamped with the seconds since the start."""
+    print(f"  [{time.monotonic() - STARTED:5.1f} s] {message}", flush=True)
+
+
 def report(check: Check) -> None:
     """One check's line, as it finishes."""
-    print(f"  ({check.name}) {'PASS' if check.passed else 'FAIL'}: {check.summary}", flush=True)
+    progress(f"({check.name}) {'PASS' if check.passed else 'FAIL'}: {check.summary}")
 
 
 def _stop_on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -42,8 +42,12 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
-def free_ports(count: int, start: int = 38600, stop: int = 38800) -> list[int]:
-    """`count` ports of [start, stop) that are free right now."""
+def free_ports(count: int, start: int = 28600, stop: int = 28800) -> list[int]:
+    """`count` ports of [start, stop) that are free right now.
+
+    Below the kernel's ephemeral range (32768 and up): there, an outgoing connection (HAProxy's
+    health checks, say) may take a port between this check and gunicorn's bind.
+    """
     found = [port for port in range(start, stop) if port_is_free(port)][:count]
     if len(found) < count:
         raise RuntimeError(f"fewer than {count} free ports in {start}-{stop - 1}")
@@ -169,7 +173,11 @@ def streaming_replica(primary_port: int, port: int, primary_hba: Path) -> Iterat
     name = f"scale_{os.getpid()}"
     if name in clusters():
         raise RuntimeError(f"a cluster {PG_VERSION}/{name} exists already")
-    run(["pg_createcluster", "--start-conf", "manual", "-p", str(port), PG_VERSION, name])
+    # --no-sync: a throwaway cluster need not wait for the disk (initdb, then its files replaced).
+    run([
+        "pg_createcluster", "--start-conf", "manual", "-p", str(port), PG_VERSION, name,
+        "--", "--no-sync",
+    ])  # fmt: skip
     try:
         data = Path(f"/var/lib/postgresql/{PG_VERSION}/{name}")
         # The standby gets the primary's files (into the emptied folder, which keeps its owner
@@ -182,7 +190,7 @@ def streaming_replica(primary_port: int, port: int, primary_hba: Path) -> Iterat
         run([
             "runuser", "-u", "postgres", "--", "pg_basebackup", "-h", "127.0.0.1",
             "-p", str(primary_port), "-U", "postgres", "-D", str(data), "-R",
-            "-X", "stream", "-c", "fast",
+            "-X", "stream", "-c", "fast", "--no-sync",
         ])  # fmt: skip
         # The primary's trust rules, so clients reach the standby as they reach the primary.
         conf = Path(f"/etc/postgresql/{PG_VERSION}/{name}")
