@@ -55,7 +55,8 @@ SERVICE_POOL_SIZE = 5  # service.db.make_engine's pool_size
 PGBOUNCER_POOL = 3  # per database: smaller than the 6 workers' connections
 PGBOUNCER_QUERY_WAIT = 5  # seconds: the service's pool_timeout
 TARGET_UTILISATION = 0.7
-REPLICA_CORES = 1.0  # the capacity model's unit: one replica at a 1-CPU limit
+REPLICA_CORES = 1.0
+MEASURE_SECONDS = 6  # (e), per layout  # the capacity model's unit: one replica at a 1-CPU limit
 
 
 @dataclass
@@ -66,6 +67,7 @@ class Check:
     passed: bool
     summary: str
     figures: dict[str, Any] = field(default_factory=dict)
+    short: str = ""  # the figure the summary line gives
 
 
 # --- requests --------------------------------------------------------------------------------
@@ -283,7 +285,10 @@ def check_identical(
         f"{max(items, default=0)}; replica path: {on_standby} connection(s) on the standby, "
         f"{on_primary} on the primary"
     )
-    return Check("a", passed, summary, {"requests": len(lines), "differing": differing[:5]})
+    figures = {"requests": len(lines), "differing": differing[:5]}
+    return Check(
+        "a", passed, summary, figures, f"{len(lines) - len(differing)}/{len(lines)} identical"
+    )
 
 
 def _connections(url: str, application_name: str) -> int:
@@ -327,7 +332,8 @@ def check_connections(
         f"{TOTAL_WORKERS // INSTANCES} workers x pool {SERVICE_POOL_SIZE} = {bound}); "
         f"max client wait {max(waits)} s; {run['requests']} requests, {run['failed']} failed"
     )
-    return Check("b", passed, summary, {"servers": max(servers), "clients": max(clients)})
+    short = f"server conns {max(servers)} <= pool {bouncer.pool_size} < clients {max(clients)}"
+    return Check("b", passed, summary, {"servers": max(servers), "clients": max(clients)}, short)
 
 
 def check_drain(haproxy: topology.HAProxy, fleet: Fleet, mix: list[Line]) -> Check:
@@ -350,7 +356,10 @@ def check_drain(haproxy: topology.HAProxy, fleet: Fleet, mix: list[Line]) -> Che
         f"app1 served {served_before} requests, drained in {drained:.2f} s, stopped with status "
         f"{status}; {run['requests']} requests in 20 s, {run['failed']} failed"
     )
-    return Check("c", passed, summary, {"requests": run["requests"], "failed": run["failed"]})
+    short = f"drain {run['failed']}/{run['requests']} failed"
+    return Check(
+        "c", passed, summary, {"requests": run["requests"], "failed": run["failed"]}, short
+    )
 
 
 def check_kill(haproxy: topology.HAProxy, fleet: Fleet, mix: list[Line]) -> Check:
@@ -372,7 +381,9 @@ def check_kill(haproxy: topology.HAProxy, fleet: Fleet, mix: list[Line]) -> Chec
         f"{run['requests']} requests in 12 s, {run['failed']} failed ({rate:.2%}); HAProxy "
         f"marked app2 DOWN {down:.2f} s after the kill"
     )
-    return Check("d", passed, summary, {"failed": run["failed"], "down_seconds": round(down, 2)})
+    short = f"kill -9 {run['failed']}/{run['requests']} failed, DOWN in {down:.1f} s"
+    figures = {"requests": run["requests"], "failed": run["failed"], "down_seconds": round(down, 2)}
+    return Check("d", passed, summary, figures, short)
 
 
 def check_throughput(
@@ -390,11 +401,11 @@ def check_throughput(
             haproxy.set_state(f"app{slot + 1}", "ready" if slot < instances else "maint")
         for slot in range(instances):
             haproxy.wait_status(f"app{slot + 1}", "UP")
-        with wrk(haproxy.port, mix, seconds=2, connections=12):
-            pass  # warm-up: connections, caches, JIT-free Python's first imports
+        with wrk(haproxy.port, mix, seconds=1, connections=12):
+            pass  # warm-up: pools connected, caches warm
         pids = {name: find() for name, find in tiers.items()}
         before = {name: topology.cpu_seconds(p) for name, p in pids.items()}
-        with wrk(haproxy.port, mix, seconds=8, connections=12) as run:
+        with wrk(haproxy.port, mix, seconds=MEASURE_SECONDS, connections=12) as run:
             pass
         pids = {name: find() for name, find in tiers.items()}
         cpu = {
@@ -416,7 +427,25 @@ def check_throughput(
             f"CPU ms/req: {cpu}  failed {layout['failed']}"
         )
     summary = ", ".join(f"{x['instances']} inst {x['rps']:.0f} req/s" for x in layouts)
-    return Check("e", failed == 0, summary + f"; {failed} failed", {"layouts": layouts})
+    short = "/".join(f"{x['rps']:.0f}" for x in layouts) + " req/s at 1/2/3 instances"
+    return Check("e", failed == 0, summary + f"; {failed} failed", {"layouts": layouts}, short)
+
+
+def check_tests(primary: str, standby: str) -> Check:
+    """The test modules that need a real hot standby and a real PgBouncer, run against them."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+         "tests/test_replica.py", "tests/test_pgbouncer.py"],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+        env={**os.environ, "TEST_DATABASE_URL": primary, "TEST_REPLICA_DATABASE_URL": standby},
+    )  # fmt: skip
+    lines = done.stdout.strip().splitlines() or [done.stderr.strip()]
+    last = lines[-1].strip("= ")
+    passed = done.returncode == 0 and "skipped" not in last
+    if not passed:
+        print(done.stdout[-3000:])
+    summary = f"tests/test_replica.py and tests/test_pgbouncer.py on the standby: {last}"
+    return Check("tests", passed, summary, short=last.split(" in ")[0])
 
 
 def capacity(layouts: list[dict[str, Any]], cores: int) -> dict[str, Any]:
@@ -439,7 +468,7 @@ def capacity(layouts: list[dict[str, Any]], cores: int) -> dict[str, Any]:
 # --- the run ----------------------------------------------------------------------------------
 
 
-def scale_check(args: argparse.Namespace) -> list[Check]:
+def scale_check(args: argparse.Namespace, checks: list[Check]) -> None:
     """Build the topology, run the checks, tear it all down (in the `with` blocks' exits)."""
     primary_admin = f"postgresql://postgres@127.0.0.1:{args.primary_port}/postgres"
     name = f"scale_check_{os.getpid()}"
@@ -449,15 +478,15 @@ def scale_check(args: argparse.Namespace) -> list[Check]:
     logs = RESULTS / "scale-check"
     logs.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48)
-    checks: list[Check] = []
     with contextlib.ExitStack() as stack:
         hba = stack.enter_context(topology.replication_allowed(primary_admin))
         replica = stack.enter_context(
             topology.streaming_replica(args.primary_port, args.replica_port, hba)
         )
-        with psycopg.connect(primary_admin, autocommit=True) as pg:
-            pg.execute(f'CREATE DATABASE "{name}"')
-        stack.callback(_drop_database, primary_admin, name)
+        for database in (name, f"{name}_tests"):
+            with psycopg.connect(primary_admin, autocommit=True) as pg:
+                pg.execute(f'CREATE DATABASE "{database}"')
+            stack.callback(_drop_database, primary_admin, database)
         began = time.monotonic()
         flask(sqlalchemy, secret, "init-db")
         progress("replica up")
@@ -537,6 +566,14 @@ def scale_check(args: argparse.Namespace) -> list[Check]:
         model = capacity(checks[-1].figures["layouts"], os.cpu_count() or 1)
         checks[-1].figures["capacity"] = model
         print(f"  capacity model: {json.dumps(model)}")
+        fleet.stop_all()
+        checks.append(
+            check_tests(
+                f"{sqlalchemy}_tests",
+                standby.replace("postgresql://", "postgresql+psycopg://") + "_tests",
+            )
+        )
+        report(checks[-1])
         started = {
             "ports": [args.replica_port, args.pgbouncer_port, *ports],
             "pids": [
@@ -547,11 +584,10 @@ def scale_check(args: argparse.Namespace) -> list[Check]:
                 replica.pid,
             ],
             "cluster": replica.name,
-            "database": name,
+            "databases": [name, f"{name}_tests"],
         }
     checks.append(leftovers(started, hba, args.hba_digest, primary_admin))
     report(checks[-1])
-    return checks
 
 
 def single_stack_server(targets: dict[str, int]) -> Gunicorn:
@@ -578,13 +614,13 @@ def leftovers(started: dict[str, Any], hba: Path, digest: str, admin: str) -> Ch
     if alive:
         problems.append(f"processes remain: {alive}")
     with psycopg.connect(admin, autocommit=True) as pg:
-        found = pg.execute("SELECT 1 FROM pg_database WHERE datname = %s", (started["database"],))
-        if found.fetchone():
-            problems.append(f"database {started['database']} remains")
+        for name in started["databases"]:
+            if pg.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+                problems.append(f"database {name} remains")
     summary = "; ".join(problems) or (
         "no cluster, pg_hba.conf identical, no listener, no process, no database left"
     )
-    return Check("cleanup", not problems, summary)
+    return Check("cleanup", not problems, summary, short="nothing left" if not problems else "")
 
 
 def _alive(pid: int) -> bool:
@@ -646,10 +682,11 @@ def main() -> int:
     began = time.monotonic()
     print(f"scale-check: replica :{args.replica_port}, PgBouncer :{args.pgbouncer_port}, "
           f"{INSTANCES} gunicorn instances behind HAProxy, all on 127.0.0.1")  # fmt: skip
+    checks: list[Check] = []
     try:
-        checks = scale_check(args)
+        scale_check(args, checks)
     except Exception as error:  # the topology is torn down; say why in one line
-        checks = [Check("setup", False, f"{type(error).__name__}: {error}")]
+        checks.append(Check("setup", False, f"{type(error).__name__}: {error}"))
         report(checks[-1])
     elapsed = time.monotonic() - began
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -660,7 +697,7 @@ def main() -> int:
     verdict = "FAIL " + ",".join(failed) if failed else "PASS"
     print(
         f"scale-check: {verdict}: "
-        + "; ".join(f"({c.name}) {'ok' if c.passed else 'FAILED'}" for c in checks)
+        + "; ".join(f"({c.name}) {c.short if c.passed else 'FAILED'}" for c in checks)
         + f"; {elapsed:.0f} s"
     )
     return 1 if failed else 0

@@ -231,10 +231,11 @@ class PgBouncer:
     process: subprocess.Popen[bytes]
     pool_size: int
     log: Path
+    user: str = "postgres"
 
     def url(self, alias: str) -> str:
         """A SQLAlchemy URL of one of its databases."""
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{alias}"
+        return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{alias}"
 
     def show(self, what: str) -> list[dict[str, str]]:
         """`SHOW <what>` on the admin console (simple query protocol: psql)."""
@@ -248,13 +249,20 @@ class PgBouncer:
 
 @contextlib.contextmanager
 def pgbouncer(
-    port: int, databases: dict[str, str], pool_size: int, query_wait_timeout: int
+    port: int,
+    databases: dict[str, str],
+    pool_size: int,
+    query_wait_timeout: int,
+    user: str = "postgres",
 ) -> Iterator[PgBouncer]:
-    """PgBouncer in transaction mode; `databases` maps alias to a libpq connection string."""
+    """PgBouncer in transaction mode; `databases` maps alias to a libpq connection string.
+
+    Clients log in as `user` (trusted, as the local PostgreSQL trusts it).
+    """
     folder = Path(tempfile.mkdtemp(prefix="encounters-pgbouncer-"))
     try:
         aliases = "\n".join(f"{alias} = {target}" for alias, target in databases.items())
-        (folder / "users.txt").write_text('"postgres" ""\n')
+        (folder / "users.txt").write_text(f'"{user}" ""\n')
         (folder / "pgbouncer.ini").write_text(
             f"""[databases]
 {aliases}
@@ -265,7 +273,7 @@ listen_port = {port}
 unix_socket_dir =
 auth_type = trust
 auth_file = {folder}/users.txt
-admin_users = postgres
+admin_users = {user}
 pool_mode = transaction
 default_pool_size = {pool_size}
 min_pool_size = 0
@@ -278,18 +286,20 @@ logfile =
 pidfile =
 """
         )
-        shutil.chown(folder, "postgres")
+        # PgBouncer will not run as root: it drops to postgres itself (same pid, no fork).
+        as_user = ["-u", "postgres"] if os.geteuid() == 0 else []
+        if as_user:
+            shutil.chown(folder, "postgres")
         log = folder / "pgbouncer.log"
         with log.open("wb") as out:
-            # PgBouncer will not run as root: it drops to postgres itself (same pid, no fork).
             process = subprocess.Popen(
-                ["pgbouncer", "-u", "postgres", str(folder / "pgbouncer.ini")],
+                ["pgbouncer", *as_user, str(folder / "pgbouncer.ini")],
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
         try:
             wait_for_port(port)
-            yield PgBouncer(port, process, pool_size, log)
+            yield PgBouncer(port, process, pool_size, log, user)
         finally:
             stop_process(process)
     finally:
