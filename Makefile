@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DEV_SECRET := dev-only-secret-do-not-deploy-0123456789
 DEMO_ARGS ?= --centers 5 --students 200 --days 14 --seed 7
 
-.PHONY: run test lint check clean bench bench-ci scale-check
+.PHONY: run test lint check clean bench bench-ci scale-packages scale-check
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,14 +57,20 @@ bench: $(BIN)/.bench-installed
 bench-ci: $(BIN)/.bench-installed
 	$(BIN)/python -m bench.perf --ci
 
+# Debian's PgBouncer, HAProxy and wrk (scale-check; tests/test_pgbouncer.py). Should the package start
+# its own service, that is stopped and disabled: scale-check starts its own, on its own ports.
+scale-packages:
+	@if ! command -v pgbouncer >/dev/null || ! command -v haproxy >/dev/null || ! command -v wrk >/dev/null; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q pgbouncer haproxy wrk && \
+		for unit in pgbouncer haproxy; do \
+			(invoke-rc.d $$unit stop; update-rc.d $$unit disable) >/dev/null 2>&1 || true; \
+		done; \
+	fi
+
 # The scale-out proof (docs/scaling.md): a streaming replica on 5433, PgBouncer on 6432, 3 gunicorn
-# instances behind HAProxy, all on 127.0.0.1; < 4 min. Root, PostgreSQL 15 on 5432; installs
-# Debian's pgbouncer, haproxy and wrk when missing. SCALE_REPLICA_PORT, SCALE_PGBOUNCER_PORT move it.
-scale-check: $(BIN)/.bench-installed
-	command -v pgbouncer >/dev/null && command -v haproxy >/dev/null || \
-		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q pgbouncer haproxy && \
-		 for unit in pgbouncer haproxy; do invoke-rc.d $$unit stop; update-rc.d $$unit disable; done \
-		 >/dev/null 2>&1 || true)
+# instances behind HAProxy, all on 127.0.0.1; < 4 min. Root, PostgreSQL 15 on 5432.
+# SCALE_REPLICA_PORT and SCALE_PGBOUNCER_PORT move it to other ports.
+scale-check: $(BIN)/.bench-installed scale-packages
 	$(BIN)/python -m bench.scale_check
 
 clean:
