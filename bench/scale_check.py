@@ -102,7 +102,7 @@ def wrk(port: int, lines: list[Line], seconds: float, connections: int) -> Itera
             yield figures
             output, _ = process.communicate(timeout=seconds + 30)
         finally:
-            topology.stop_process(process)  # type: ignore[arg-type]
+            topology.stop_process(process)
     found = [line for line in output.splitlines() if line.startswith("WRK_JSON ")]
     if process.returncode or not found:
         raise RuntimeError(f"wrk failed ({process.returncode}): {output}")
@@ -420,11 +420,11 @@ def check_throughput(
             "cpu_ms_per_request": {name: round(value, 3) for name, value in cpu.items()},
         })  # fmt: skip
     for layout in layouts:
-        cpu = " ".join(f"{k} {v:.2f}" for k, v in layout["cpu_ms_per_request"].items())
+        per_tier = " ".join(f"{k} {v:.2f}" for k, v in layout["cpu_ms_per_request"].items())
         print(
             f"    {layout['instances']} x {layout['workers']} workers: {layout['rps']:7.1f} req/s"
             f"  p50 {layout['p50_ms']:6.1f} ms  p99 {layout['p99_ms']:6.1f} ms  "
-            f"CPU ms/req: {cpu}  failed {layout['failed']}"
+            f"CPU ms/req: {per_tier}  failed {layout['failed']}"
         )
     summary = ", ".join(f"{x['instances']} inst {x['rps']:.0f} req/s" for x in layouts)
     short = "/".join(f"{x['rps']:.0f}" for x in layouts) + " req/s at 1/2/3 instances"

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 import psycopg
@@ -64,7 +65,7 @@ def wait_for_port(port: int, timeout: float = 30) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
-def stop_process(process: subprocess.Popen[bytes], timeout: float = 20) -> None:
+def stop_process(process: subprocess.Popen[Any], timeout: float = 20) -> None:
     """SIGTERM, then SIGKILL after `timeout`; always reaped."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -115,6 +116,10 @@ def replication_allowed(primary: str) -> Iterator[Path]:
     assert row is not None
     hba = Path(row[0])
     original = hba.read_bytes()
+    if HBA_MARK.encode() in original:
+        raise RuntimeError(
+            f"{hba} holds a line marked '{HBA_MARK}' from an interrupted run: remove it first"
+        )
     line = f"host replication postgres 127.0.0.1/32 trust {HBA_MARK} {os.getpid()}\n"
     # Rules match top down: the line goes first so no earlier rule can shadow it.
     hba.write_bytes(line.encode() + original)
