@@ -167,10 +167,6 @@ class Replica:
         """The standby's postmaster."""
         return int((self.data / "postmaster.pid").read_text().split()[0])
 
-    def pids(self) -> list[int]:
-        """The postmaster and all its processes (backends, startup, walreceiver)."""
-        return with_children(self.pid)
-
 
 @contextlib.contextmanager
 def streaming_replica(primary_port: int, port: int, primary_hba: Path) -> Iterator[Replica]:
