@@ -24,7 +24,7 @@ import psutil
 import psycopg
 
 from bench.datasets import libpq_url
-from bench.soak import Gunicorn
+from tests.live import Gunicorn
 
 # Written by wrk's `done` hook: one JSON line with the figures the harness needs.
 LUA = r"""

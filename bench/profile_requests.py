@@ -15,19 +15,12 @@ import statistics
 import time
 from datetime import UTC, datetime, timedelta
 
-import jwt
 from sqlalchemy import select
 
 from service.app import create_app
 from service.db import db
 from service.models import StaffAssignment, User
-
-
-def _token(secret: str, subject: str, role: str) -> str:
-    now = int(time.time())
-    return jwt.encode(
-        {"sub": subject, "role": role, "iat": now, "exp": now + 3600}, secret, algorithm="HS256"
-    )
+from service.tokens import mint_token
 
 
 def main() -> None:
@@ -39,7 +32,7 @@ def main() -> None:
     arguments = parser.parse_args()
 
     app = create_app()
-    secret = app.extensions["encounters.settings"].jwt_secret
+    settings = app.extensions["encounters.settings"]
     with app.app_context():
         center_id = db.connection.execute(
             select(User.center_id).where(User.reference_id == "ST-000001")
@@ -59,15 +52,15 @@ def main() -> None:
     cases = {
         "student": (
             f"/users/me/encounters?online=false&{window(5)}",
-            _token(secret, "ST-000001", "Student"),
+            mint_token(settings, "ST-000001", "Student"),
         ),
         "staff": (
             f"/users/ST-000001/encounters?online=false&{window(5)}",
-            _token(secret, str(staff), "StaffMember"),
+            mint_token(settings, str(staff), "StaffMember"),
         ),
         "staff-500": (
             f"/users/me/encounters?{window(6)}",
-            _token(secret, "SM-0001", "StaffMember"),
+            mint_token(settings, "SM-0001", "StaffMember"),
         ),
     }
     client = app.test_client()

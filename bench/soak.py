@@ -3,7 +3,7 @@
     python -m bench.soak --database-url postgresql+psycopg://postgres@127.0.0.1:5432/soak \\
         --seconds 60 --connections 32 --workers 2
 
-The database's tables are EMPTIED and the test dataset (tests/conftest.py) loaded. Then N
+The database's tables are EMPTIED and the test dataset (tests/dataset.py) loaded. Then N
 connections send, for T seconds, a mix of allowed, denied, unknown and malformed requests; each
 answer is compared with what it must be (status, and the exact body: tests/oracle.py for lists).
 Worker memory is sampled every second. The run fails (exit 1) on any 5xx, any wrong answer,
@@ -19,33 +19,34 @@ import json
 import os
 import random
 import secrets
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import jwt
 import psutil
 
 from service.admin.migrate import upgrade
 from service.db import make_engine
 from service.models import Base
-from tests.conftest import BASE, insert_dataset, row_counts
+from tests.database import row_counts
+from tests.dataset import BASE, insert_dataset
 from tests.leaks import leaks_in
+from tests.live import Gunicorn, free_port, running_gunicorn
 from tests.oracle import expected_encounters, visible
+from tests.tokens import Tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 PORTS = range(38400, 38500)
+TOKEN_TTL_SECONDS = 3600
 # Memory may settle during the first seconds; after that a worker that grows by more than this
 # (or by a fifth of its size) is leaking.
 RSS_GROWTH_LIMIT = 16 * 2**20
@@ -55,20 +56,6 @@ WINDOW = {
 }
 NOT_FOUND = "No user with that identifier is visible to you."
 PROBLEM = "application/problem+json"
-
-
-def free_port(ports: range = PORTS) -> int:
-    """The first port of `ports` that can be bound (as gunicorn binds: with SO_REUSEADDR)."""
-    for port in ports:
-        # Binding, not connecting: a client socket of another process may hold the port too.
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
 
 
 def reset_database(url: str) -> dict[str, int]:
@@ -84,84 +71,6 @@ def reset_database(url: str) -> dict[str, int]:
     return counts
 
 
-@dataclass
-class Gunicorn:
-    """A running gunicorn: its address, process, and the file its stderr goes to."""
-
-    host: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def workers(self) -> list[psutil.Process]:
-        """The worker processes (children of the master)."""
-        return psutil.Process(self.process.pid).children()
-
-    def log(self) -> str:
-        """Everything gunicorn and the app wrote so far."""
-        return self.log_path.read_text(errors="replace")
-
-
-@contextlib.contextmanager
-def running_gunicorn(
-    database_url: str,
-    secret: str,
-    log_path: Path,
-    *,
-    workers: int = 2,
-    port: int | None = None,
-    environment: dict[str, str] | None = None,
-    app: str = "wsgi:app",
-) -> Iterator[Gunicorn]:
-    """Start `gunicorn -c gunicorn.conf.py APP` on 127.0.0.1 and wait until it is ready."""
-    port = port or free_port()
-    env = {
-        **os.environ,
-        "BIND": f"127.0.0.1:{port}",
-        "WEB_CONCURRENCY": str(workers),
-        "DATABASE_URL": database_url,
-        "JWT_SECRET": secret,
-        "JWT_ALGORITHMS": "HS256",
-        **(environment or {}),
-    }
-    env.pop("JWT_PUBLIC_KEY", None)
-    env.pop("JWT_JWKS_URL", None)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", app],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    server = Gunicorn("127.0.0.1", port, process, log_path)
-    try:
-        _wait_ready(server)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_ready(server: Gunicorn, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited: {server.log()[-2000:]}")
-        with contextlib.suppress(OSError):
-            connection = http.client.HTTPConnection(server.host, server.port, timeout=2)
-            connection.request("GET", "/health/ready")
-            if connection.getresponse().status == 200:
-                connection.close()
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"gunicorn not ready after {timeout} s: {server.log()[-2000:]}")
-
-
 @dataclass(frozen=True)
 class Probe:
     """One request of the mix and the answer it must get."""
@@ -173,13 +82,6 @@ class Probe:
     status: int
     check: Callable[[http.client.HTTPResponse, bytes], str | None] = lambda response, body: None
     method: str = "GET"
-
-
-def token(secret: str, subject: str, role: str, **claims: Any) -> str:
-    """A token the soak deployment accepts (unless `claims` spoil it)."""
-    now = int(time.time())
-    payload = {"sub": subject, "role": role, "iat": now, "exp": now + 3600, **claims}
-    return jwt.encode(payload, secret, algorithm="HS256")
 
 
 def json_equals(expected: Any) -> Callable[[http.client.HTTPResponse, bytes], str | None]:
@@ -222,9 +124,8 @@ def probes(secret: str) -> list[Probe]:
         "rui": ("SM-1", "StaffMember"),
         "sara": ("SM-2", "StaffMember"),
     }
-    bearer = {
-        name: {"Authorization": f"Bearer {token(secret, *who)}"} for name, who in people.items()
-    }
+    tokens = Tokens(secret, ttl=TOKEN_TTL_SECONDS)
+    bearer = {name: tokens.header(*who) for name, who in people.items()}
     window = urlencode(WINDOW)
     bounds = (BASE - timedelta(days=5), BASE + timedelta(days=25))
     found: list[Probe] = []
@@ -256,19 +157,19 @@ def probes(secret: str) -> list[Probe]:
         Probe("unknown", "unknown email", "/users/nobody%40example.com/encounters", bearer["sara"],
               404, problem(404, detail=NOT_FOUND)),
         Probe("denied", "student claims staff", "/users/me/encounters",
-              {"Authorization": f"Bearer {token(secret, 'ST-000123', 'StaffMember')}"}, 403,
+              tokens.header("ST-000123", "StaffMember"), 403,
               problem(403)),
         Probe("denied", "unknown subject", "/users/me/encounters",
-              {"Authorization": f"Bearer {token(secret, 'ST-404', 'Student')}"}, 403, problem(403)),
+              tokens.header("ST-404", "Student"), 403, problem(403)),
         Probe("malformed", "no token", "/users/me/encounters", {}, 401, problem(401)),
         Probe("malformed", "expired token", "/users/me/encounters",
-              {"Authorization": f"Bearer {token(secret, 'SM-1', 'StaffMember', exp=1)}"}, 401,
+              tokens.header("SM-1", "StaffMember", exp=1), 401,
               problem(401)),
         Probe("malformed", "alg none", "/users/me/encounters",
               {"Authorization": "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJTTS0xIn0."}, 401,
               problem(401)),
         Probe("malformed", "wrong secret", "/users/me/encounters",
-              {"Authorization": f"Bearer {token('x' * 40, 'SM-1', 'StaffMember')}"}, 401,
+              Tokens("x" * 40).header("SM-1", "StaffMember"), 401,
               problem(401)),
         Probe("malformed", "id: no guid", "/users/id%3Anope/encounters", bearer["rui"], 400,
               problem(400, field="userIdentifier")),
@@ -445,6 +346,7 @@ def soak(
     rows_before = reset_database(database_url)
     log_path = log_path or Path(f"/tmp/encounters-soak-{os.getpid()}.log")
     mix = probes(secret)
+    port = port or free_port(PORTS)
     with running_gunicorn(database_url, secret, log_path, workers=workers, port=port) as server:
         drive(server, mix, min(2.0, seconds / 5), min(connections, 4), seed)  # warm-up
         memory: dict[int, list[int]] = {}
@@ -477,7 +379,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--port", type=int, default=None, help="default: first free of 38400-38499")
+    parser.add_argument("--port", type=int, default=None, help="default: a free one of 38400-38499")
     arguments = parser.parse_args()
     if not arguments.database_url:
         parser.error("--database-url (or TEST_DATABASE_URL) is required")

@@ -8,9 +8,10 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
+from service.models import INT32_MAX
+
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DIGITS = re.compile(r"[0-9]+")
-INT32_MAX = 2**31 - 1
 
 
 class EncounterSchema(Schema):

@@ -6,7 +6,6 @@ writes them as they are.
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -14,14 +13,10 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from service.directory import Role
-from service.identifiers import is_email
+from service.identifiers import GUID, is_email
+from service.models import INT32_MAX
 
 MAX_TEXT = 254
-INT32_MAX = 2**31 - 1
-_HEX = "[0-9A-Fa-f]"
-_D = rf"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}"
-# The forms .NET's Guid.Parse takes that SPEC names (D, N, B, P), as for the path identifier.
-_GUID = re.compile(rf"{_D}|{_HEX}{{32}}|\{{{_D}\}}|\({_D}\)")
 
 
 class Text(fields.String):
@@ -58,12 +53,12 @@ class Email(Text):
 
 
 class Guid(fields.Field[uuid.UUID]):
-    """A GUID as .NET writes it (D, N, B or P form, any case)."""
+    """A GUID as .NET writes it (D, N, B or P form, any case), as the path identifier takes it."""
 
     default_error_messages = {"invalid": "Not a valid GUID."}
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> uuid.UUID:
-        if not isinstance(value, str) or not _GUID.fullmatch(value):
+        if not isinstance(value, str) or not GUID.fullmatch(value):
             raise self.make_error("invalid")
         return uuid.UUID(value.strip("{}()"))
 
@@ -79,7 +74,7 @@ class StrictBoolean(fields.Field[bool]):
         return bool(value)
 
 
-class UTCDateTime(fields.AwareDateTime):
+class DateTimeWithOffset(fields.AwareDateTime):
     """An ISO 8601 date-time with an offset (`Z` allowed), converted to UTC."""
 
     default_error_messages = {"invalid_awareness": "Needs an offset (for example +00:00 or Z)."}
@@ -161,8 +156,8 @@ class EncounterImportSchema(_Strict):
     id = Guid(data_key="Id", required=True)
     center_id = Guid(data_key="CenterId", required=True)
     unit_number = _whole(1, data_key="UnitNumber", required=True)
-    starts_at = UTCDateTime(data_key="DateTime", required=True)
-    ends_at = UTCDateTime(data_key="EndDate", required=True)
+    starts_at = DateTimeWithOffset(data_key="DateTime", required=True)
+    ends_at = DateTimeWithOffset(data_key="EndDate", required=True)
     is_online = StrictBoolean(data_key="IsOnline", required=True)
     capacity = _whole(0, data_key="Capacity", required=True)
     cancelled = StrictBoolean(data_key="Cancelled", load_default=False)

@@ -38,10 +38,9 @@ class Window:
         *,
         default_days: int,
         max_days: int,
-        now: datetime | None = None,
     ) -> Window:
         """The window the query asks for, with SPEC 2.3's defaults and limits."""
-        starts = starts or now or datetime.now(UTC)
+        starts = starts or datetime.now(UTC)
         try:
             ends = ends or starts + timedelta(days=default_days)
         except OverflowError:

@@ -13,7 +13,7 @@ REPLACEMENT_CHARACTER = "\ufffd"
 _HEX = "[0-9A-Fa-f]"
 _D = rf"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}"
 # The four formats .NET's Guid.Parse takes that SPEC names: D, N, B ({D}) and P ((D)).
-_GUID = re.compile(rf"{_D}|{_HEX}{{32}}|\{{{_D}\}}|\({_D}\)")
+GUID = re.compile(rf"{_D}|{_HEX}{{32}}|\{{{_D}\}}|\({_D}\)")
 
 
 class IdentifierKind(enum.Enum):
@@ -41,6 +41,11 @@ class UserIdentifier:
 class InvalidIdentifier(ValueError):
     """The identifier is malformed; the message says why, for a 400."""
 
+    @property
+    def errors(self) -> dict[str, list[str]]:
+        """The message as the path parameter's error (as `InvalidQuery.errors` for arguments)."""
+        return {"userIdentifier": [str(self)]}
+
 
 ME = UserIdentifier(IdentifierKind.ME, "me")
 _EXPLICIT = {
@@ -59,13 +64,13 @@ def parse_identifier(raw: str) -> UserIdentifier:
             value = text[len(prefix) :].strip()
             _check_shape(value)
             if kind is IdentifierKind.ID:
-                if not _GUID.fullmatch(value):
+                if not GUID.fullmatch(value):
                     raise InvalidIdentifier("an explicit 'id:' identifier must be a GUID")
                 return UserIdentifier(kind, str(uuid.UUID(value.strip("{}()"))))
             return UserIdentifier(kind, value)
     if text == "me":
         return ME
-    if _GUID.fullmatch(text):
+    if GUID.fullmatch(text):
         return UserIdentifier(IdentifierKind.ID, str(uuid.UUID(text.strip("{}()"))))
     if is_email(text):
         return UserIdentifier(IdentifierKind.EMAIL, text)

@@ -30,6 +30,8 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+# The largest value of an INTEGER column (units, capacities): what the schemas accept.
+INT32_MAX = 2**31 - 1
 
 
 class UTCDateTime(TypeDecorator[datetime]):

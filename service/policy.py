@@ -19,10 +19,10 @@ class Decision(enum.Enum):
 
 @dataclass(frozen=True)
 class Caller:
-    """The directory's record of the token's subject (None if unknown) and the token's roles."""
+    """The caller: the directory's record of the token's subject (or None), and its role names."""
 
     user: DirectoryUser | None
-    token_roles: frozenset[str]
+    role_names: frozenset[str]
 
 
 def role_named(name: str) -> Role | None:
@@ -35,7 +35,7 @@ def role_named(name: str) -> Role | None:
     return None
 
 
-def token_roles(names: Iterable[str]) -> frozenset[Role]:
+def roles_named(names: Iterable[str]) -> frozenset[Role]:
     """The known roles among a token's role names."""
     return frozenset(role for role in map(role_named, names) if role is not None)
 
@@ -43,7 +43,7 @@ def token_roles(names: Iterable[str]) -> frozenset[Role]:
 def may_view(caller: Caller, target: DirectoryUser | None) -> Decision:
     """Decide whether `caller` may list the encounters of `target`."""
     user = caller.user
-    if user is None or user.role not in token_roles(caller.token_roles):
+    if user is None or user.role not in roles_named(caller.role_names):
         return Decision.FORBIDDEN
     if target is None:
         return Decision.NOT_FOUND

@@ -1,8 +1,9 @@
-"""RFC 9457 problem details for every error, werkzeug's and unexpected ones included."""
+"""RFC 9457 problem details for every error (werkzeug's and unexpected ones too), documented."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, NoReturn
 
@@ -15,13 +16,18 @@ from werkzeug.exceptions import HTTPException
 
 from schemas.problems import ProblemSchema
 from service.directory import DirectoryUnavailable
+from service.encounters import InvalidQuery
 from service.identifiers import InvalidIdentifier
 from service.jwks import KeySetUnavailable
+from service.representations import NOT_ACCEPTABLE_DETAIL
 from service.tokens import Unauthenticated
 
 PROBLEM_TYPE = "application/problem+json"
 RETRY_AFTER_SECONDS = 5
 INVALID_PARAMETERS_DETAIL = "The request's parameters are invalid."
+INVALID_IDENTIFIER_DETAIL = "The user identifier is malformed."
+FORBIDDEN_DETAIL = "Only a known Student or StaffMember may call this."
+NOT_FOUND_DETAIL = "No user with that identifier is visible to you."
 UNAVAILABLE_DETAIL = "The service's data is unreachable right now; try again shortly."
 log = logging.getLogger(__name__)
 
@@ -67,6 +73,61 @@ def abort(
     raise AssertionError("unreachable")  # flask_smorest.abort always raises
 
 
+@dataclass(frozen=True)
+class ProblemResponse:
+    """A documented problem-details response, with an example made as the service makes it."""
+
+    status: int
+    description: str
+    detail: str
+    errors: dict[str, list[str]] | None = None
+    headers: dict[str, dict[str, Any]] | None = None
+
+    def component(self) -> dict[str, Any]:
+        """The OpenAPI response object."""
+        example = problem_body(self.status, self.detail, self.errors, _EXAMPLE_REQUEST_ID)
+        content = {PROBLEM_TYPE: {"schema": ProblemSchema, "example": example}}
+        headers = {"headers": self.headers} if self.headers else {}
+        return {"description": self.description, **headers, "content": content}
+
+
+_EXAMPLE_REQUEST_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+_CHALLENGE = {
+    "schema": {"type": "string"},
+    "description": 'RFC 6750 challenge; with error="invalid_token" when a token failed.',
+}
+_SECONDS = {"schema": {"type": "integer"}, "description": "Seconds."}
+# Named OpenAPI components, registered once (as flask-smorest registers its default responses);
+# a view documents a status with `blp.alt_response(status, name)`.
+PROBLEM_RESPONSES = {
+    "InvalidParameters": ProblemResponse(
+        400,
+        "Malformed identifier or query parameter.",
+        INVALID_PARAMETERS_DETAIL,
+        errors={"unit": ["Not a valid integer."]},
+    ),
+    "Unauthenticated": ProblemResponse(
+        401,
+        "No token, or one that fails verification.",
+        "the token has expired",
+        headers={"WWW-Authenticate": _CHALLENGE},
+    ),
+    "Forbidden": ProblemResponse(403, "The caller is no Student or StaffMember.", FORBIDDEN_DETAIL),
+    "NotFound": ProblemResponse(
+        404, "No such user, or one the caller may not see.", NOT_FOUND_DETAIL
+    ),
+    "NotAcceptable": ProblemResponse(
+        406, "Accept admits neither JSON type.", NOT_ACCEPTABLE_DETAIL
+    ),
+    "Unavailable": ProblemResponse(
+        503,
+        "Database or directory unavailable.",
+        UNAVAILABLE_DETAIL,
+        headers={"Retry-After": _SECONDS},
+    ),
+}
+
+
 class Api(flask_smorest.Api):
     """flask-smorest's Api, answering every HTTP error as problem details."""
 
@@ -74,6 +135,12 @@ class Api(flask_smorest.Api):
     # No catch-all "default" response: each operation lists every status it can answer, so the
     # document is exact (and flask-smorest would point "default" at a component it never adds).
     DEFAULT_ERROR_RESPONSE_NAME = None
+
+    def _register_responses(self) -> None:
+        """flask-smorest's named responses, and the problem responses beside them."""
+        super()._register_responses()
+        for name, response in PROBLEM_RESPONSES.items():
+            self.spec.components.response(name, response.component(), lazy=True)
 
     def handle_http_exception(self, error: HTTPException) -> Response:
         """Turn werkzeug's and flask-smorest's HTTP errors into problem details."""
@@ -83,7 +150,7 @@ class Api(flask_smorest.Api):
         }
         data: dict[str, Any] = getattr(error, "data", None) or {}
         headers.update(data.get("headers") or {})
-        errors = _flatten(data.get("messages")) if "messages" in data else data.get("errors")
+        errors = _field_errors(data["messages"]) if "messages" in data else data.get("errors")
         if status == 400 and errors:
             detail = INVALID_PARAMETERS_DETAIL
         else:
@@ -100,10 +167,11 @@ def register_error_handlers(app: Flask) -> None:
         return problem(401, detail, headers={"WWW-Authenticate": error.challenge})
 
     @app.errorhandler(InvalidIdentifier)
-    def invalid_identifier(error: InvalidIdentifier) -> Response:
-        return problem(
-            400, "The user identifier is malformed.", errors={"userIdentifier": [str(error)]}
-        )
+    @app.errorhandler(InvalidQuery)
+    def invalid_parameters(error: InvalidIdentifier | InvalidQuery) -> Response:
+        if isinstance(error, InvalidIdentifier):
+            return problem(400, INVALID_IDENTIFIER_DETAIL, errors=error.errors)
+        return problem(400, INVALID_PARAMETERS_DETAIL, errors=error.errors)
 
     # OperationalError covers a read replica's recovery conflicts too: psycopg's
     # SerializationFailure (40001, "canceling statement due to conflict with recovery") and
@@ -127,12 +195,28 @@ def register_error_handlers(app: Flask) -> None:
         return problem(500, "The server could not answer; the error is logged.")
 
 
-def _flatten(messages: Any) -> dict[str, list[str]]:
+def flatten_messages(messages: Any, path: str = "") -> list[tuple[str, str]]:
+    """marshmallow's nested messages as (`Key[index].Field`, message) pairs; "" for the whole."""
+    if isinstance(messages, dict):
+        pairs: list[tuple[str, str]] = []
+        for key, value in messages.items():
+            if key == "_schema":
+                inner = path
+            elif isinstance(key, int):
+                inner = f"{path}[{key}]"
+            else:
+                inner = f"{path}.{key}" if path else str(key)
+            pairs += flatten_messages(value, inner)
+        return pairs
+    if isinstance(messages, list):
+        return [pair for message in messages for pair in flatten_messages(message, path)]
+    return [(path, str(messages))]
+
+
+def _field_errors(messages: Any) -> dict[str, list[str]]:
     """webargs' {location: {field: [messages]}} as {field: [messages]}."""
-    flat: dict[str, list[str]] = {}
+    errors: dict[str, list[str]] = {}
     for fields in (messages or {}).values():
-        for name, problems in (fields or {}).items():
-            flat[str(name)] = (
-                [str(p) for p in problems] if isinstance(problems, list) else [str(problems)]
-            )
-    return flat
+        for name, text in flatten_messages(fields):
+            errors.setdefault(name, []).append(text)
+    return errors

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import BindParameter, ColumnElement, Select, bindparam, false, or_, select
+from sqlalchemy import BindParameter, ColumnElement, Select, bindparam, or_, select
 
 from service.db import db
 from service.directory import DirectoryUser, Role, UserResolver
@@ -56,6 +56,13 @@ class DatabaseUserResolver:
         return [_match(identifier, found) for identifier in identifiers]
 
 
+_LOOKUP_COLUMNS = {
+    IdentifierKind.ID: User.id,
+    IdentifierKind.EMAIL: User.email_key,
+    IdentifierKind.REFERENCE: User.reference_key,
+}
+
+
 @functools.cache
 def _statement(kinds: tuple[IdentifierKind, ...]) -> Select:
     """Built once per combination of kinds, so SQLAlchemy reuses its compiled form."""
@@ -78,21 +85,14 @@ def _statement(kinds: tuple[IdentifierKind, ...]) -> Select:
 
 
 def _condition(kind: IdentifierKind, key: BindParameter[Any]) -> ColumnElement[bool]:
-    if kind is IdentifierKind.ID:
-        return User.id == key
-    if kind is IdentifierKind.EMAIL:
-        return User.email_key == key
-    if kind is IdentifierKind.REFERENCE:
-        return User.reference_key == key
-    return false()
+    # No ME: the view resolves `me` to the caller's own identifier before it gets here.
+    return _LOOKUP_COLUMNS[kind] == key
 
 
 def _lookup_value(identifier: UserIdentifier) -> object:
     if identifier.kind is IdentifierKind.ID:
         return identifier.user_id
-    if identifier.kind in (IdentifierKind.EMAIL, IdentifierKind.REFERENCE):
-        return lookup_key(identifier.value)
-    return None
+    return lookup_key(identifier.value)
 
 
 def _match(identifier: UserIdentifier, users: list[DirectoryUser]) -> DirectoryUser | None:

@@ -14,9 +14,8 @@ from werkzeug import Response
 from werkzeug.routing import PathConverter
 
 from schemas.encounters import EncounterQuerySchema, EncounterSchema
-from schemas.problems import ProblemSchema
-from service.directory import UserResolver
-from service.encounters import InvalidQuery, Window, available_encounters
+from service.directory import DirectoryUser, UserResolver
+from service.encounters import Window, available_encounters
 from service.identifiers import (
     ME,
     IdentifierKind,
@@ -25,19 +24,10 @@ from service.identifiers import (
     parse_identifier,
 )
 from service.policy import Caller, Decision, may_view
-from service.problems import (
-    INVALID_PARAMETERS_DETAIL,
-    PROBLEM_TYPE,
-    UNAVAILABLE_DETAIL,
-    abort,
-    problem_body,
-)
-from service.representations import NOT_ACCEPTABLE_DETAIL, json_response, negotiate
+from service.problems import FORBIDDEN_DETAIL, NOT_FOUND_DETAIL, abort
+from service.representations import JSON_TYPES, json_response, negotiate
 from service.serialization import compile_json
 from service.tokens import Principal, TokenVerifier
-
-NOT_FOUND_DETAIL = "No user with that identifier is visible to you."
-FORBIDDEN_DETAIL = "Only a known Student or StaffMember may call this."
 
 
 class IdentifierConverter(PathConverter):
@@ -75,38 +65,45 @@ blp = Blueprint(
 # EncounterSchema's own output, without marshmallow's per-field work for every encounter.
 _encounters_json = compile_json(EncounterSchema)
 
-_CHALLENGE = {
-    "WWW-Authenticate": {
-        "schema": {"type": "string"},
-        "description": 'RFC 6750 challenge; with error="invalid_token" when a token failed.',
-    }
+_USER_IDENTIFIER = {
+    "in": "path",
+    "name": "userIdentifier",
+    "required": True,
+    "schema": {"type": "string", "maxLength": 254},
+    "description": "A GUID (D, N, B or P format), an email, a reference id (`/` as %2F), "
+    "`me`, or explicit `id:`, `email:` or `ref:` followed by one of those.",
 }
-_RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}}
+_LIST_DOC = {
+    "content": {
+        media_type: {"schema": {"type": "array", "items": "Encounter"}} for media_type in JSON_TYPES
+    },
+    "headers": {
+        "ETag": {"schema": {"type": "string"}, "description": "Strong validator."},
+        "Cache-Control": {"schema": {"type": "string", "example": "private, no-cache"}},
+    },
+}
 
 
-def _problem(
-    status: int, detail: str, errors: dict[str, list[str]] | None = None, **options: Any
-) -> dict[str, Any]:
-    """`alt_response` arguments of a problem-details status, with an example as it is sent."""
-    return {
-        "schema": ProblemSchema,
-        "content_type": PROBLEM_TYPE,
-        "example": problem_body(status, detail, errors, "4bf92f3577b34da6a3ce929d0e0e4736"),
-        **options,
-    }
-
-
-def bearer_authenticated(view: Callable[..., Response]) -> Callable[..., Response]:
-    """Negotiate the media type and verify the bearer token before anything else is read."""
+def negotiated(view: Callable[..., Response]) -> Callable[..., Response]:
+    """First, the media type to answer with, from `Accept` (a 406 when it admits neither)."""
 
     @wraps(view)
-    def authenticated(*args: Any, **kwargs: Any) -> Response:
-        mimetype = negotiate()
+    def with_media_type(*args: Any, **kwargs: Any) -> Response:
+        return view(*args, mimetype=negotiate(), **kwargs)
+
+    return with_media_type
+
+
+def authenticated(view: Callable[..., Response]) -> Callable[..., Response]:
+    """Then the bearer token, verified (a 401) before any argument of the request is read."""
+
+    @wraps(view)
+    def with_principal(*args: Any, **kwargs: Any) -> Response:
         verifier: TokenVerifier = current_app.extensions["encounters.verifier"]
         principal = verifier.authenticate(request.headers.get("Authorization"))
-        return view(*args, principal=principal, mimetype=mimetype, **kwargs)
+        return view(*args, principal=principal, **kwargs)
 
-    return authenticated
+    return with_principal
 
 
 # merge_slashes=False: a reference id with '//' (sent as %2F%2F) must reach the parser as sent,
@@ -115,87 +112,47 @@ def bearer_authenticated(view: Callable[..., Response]) -> Callable[..., Respons
     "/users/<identifier:userIdentifier>/encounters",
     methods=["GET"],
     merge_slashes=False,
-    parameters=[
-        {
-            "in": "path",
-            "name": "userIdentifier",
-            "required": True,
-            "schema": {"type": "string", "maxLength": 254},
-            "description": "A GUID (D, N, B or P format), an email, a reference id (`/` as %2F), "
-            "`me`, or explicit `id:`, `email:` or `ref:` followed by one of those.",
-        }
-    ],
+    parameters=[_USER_IDENTIFIER],
 )
-@bearer_authenticated
+@negotiated
+@authenticated
 # An instance, not the class: webargs would build a new schema for every request.
 @blp.arguments(EncounterQuerySchema(), location="query")
 @blp.response(200, EncounterSchema(many=True), description="The encounters, by start then Id.")
 @blp.alt_response(304, description="Not Modified: the If-None-Match ETag still matches.")
-@blp.alt_response(
-    400,
-    description="Malformed identifier or query parameter.",
-    **_problem(400, INVALID_PARAMETERS_DETAIL, {"unit": ["Not a valid integer."]}),
-)
-@blp.alt_response(
-    401,
-    description="No token, or one that fails verification.",
-    **_problem(401, "the token has expired", headers=_CHALLENGE),
-)
-@blp.alt_response(
-    403,
-    description="The caller is no Student or StaffMember.",
-    **_problem(403, FORBIDDEN_DETAIL),
-)
-@blp.alt_response(
-    404,
-    description="No such user, or one the caller may not see.",
-    **_problem(404, NOT_FOUND_DETAIL),
-)
-@blp.alt_response(
-    406,
-    description="Accept admits neither JSON type.",
-    **_problem(406, NOT_ACCEPTABLE_DETAIL),
-)
-@blp.alt_response(
-    503,
-    description="Database or directory unavailable.",
-    **_problem(
-        503,
-        UNAVAILABLE_DETAIL,
-        headers=_RETRY_AFTER,
-    ),
-)
-@blp.doc(
-    security=[{"bearerAuth": []}],
-    responses={
-        "200": {
-            "content": {
-                media_type: {"schema": {"type": "array", "items": "Encounter"}}
-                for media_type in ("application/json", "text/json")
-            },
-            "headers": {
-                "ETag": {"schema": {"type": "string"}, "description": "Strong validator."},
-                "Cache-Control": {"schema": {"type": "string", "example": "private, no-cache"}},
-            },
-        }
-    },
-)
+@blp.alt_response(400, "InvalidParameters")
+@blp.alt_response(401, "Unauthenticated")
+@blp.alt_response(403, "Forbidden")
+@blp.alt_response(404, "NotFound")
+@blp.alt_response(406, "NotAcceptable")
+@blp.alt_response(503, "Unavailable")
+@blp.doc(security=[{"bearerAuth": []}], responses={"200": _LIST_DOC})
 def list_encounters(
-    query: dict[str, Any], userIdentifier: str, principal: Principal, mimetype: str
+    query: dict[str, Any], userIdentifier: str, mimetype: str, principal: Principal
 ) -> Response:
     """List the encounters a user can book (a student) or see (a staff member)."""
     target_identifier = parse_identifier(userIdentifier)
     settings = current_app.extensions["encounters.settings"]
-    try:
-        window = Window.of(
-            query.get("starts"),
-            query.get("ends"),
-            default_days=settings.encounter_window_days,
-            max_days=settings.encounter_max_window_days,
-        )
-    except InvalidQuery as error:
-        abort(400, errors=error.errors)
+    window = Window.of(
+        query.get("starts"),
+        query.get("ends"),
+        default_days=settings.encounter_window_days,
+        max_days=settings.encounter_max_window_days,
+    )
+    caller, target = _caller_and_target(principal, target_identifier)
+    decision = may_view(caller, target)
+    if decision is Decision.FORBIDDEN:
+        abort(403, FORBIDDEN_DETAIL)
+    if decision is Decision.NOT_FOUND or target is None:
+        abort(404, NOT_FOUND_DETAIL)
+    encounters = available_encounters(target, window, query.get("unit"), query.get("online"))
+    return json_response(_encounters_json(encounters), mimetype)
 
+
+def _caller_and_target(
+    principal: Principal, target_identifier: UserIdentifier
+) -> tuple[Caller, DirectoryUser | None]:
+    """The caller and the target as the directory knows them, in one resolver call."""
     resolver: UserResolver = current_app.extensions["encounters.resolver"]
     subject = _subject_identifier(principal.subject)
     if subject is None:
@@ -204,15 +161,7 @@ def list_encounters(
         caller_user = target = resolver.resolve([subject])[0]
     else:
         caller_user, target = resolver.resolve([subject, target_identifier])
-
-    decision = may_view(Caller(caller_user, principal.roles), target)
-    if decision is Decision.FORBIDDEN:
-        abort(403, FORBIDDEN_DETAIL)
-    if decision is Decision.NOT_FOUND or target is None:
-        abort(404, NOT_FOUND_DETAIL)
-
-    encounters = available_encounters(target, window, query.get("unit"), query.get("online"))
-    return json_response(_encounters_json(encounters), mimetype)
+    return Caller(caller_user, principal.roles), target
 
 
 def _subject_identifier(subject: str) -> UserIdentifier | None:

@@ -6,12 +6,13 @@ import logging
 import re
 from collections.abc import Iterable
 
-from tests.conftest import SECRET, USERS
+from tests.dataset import USERS
+from tests.tokens import SECRET
 
 # Every JWT starts with the base64url of '{"': a token, or a large piece of one, is caught by shape.
 JWT_SHAPED = re.compile(r"eyJ[A-Za-z0-9_-]{16,}")
 PEM_MARKER = "-----BEGIN"
-DATASET_EMAILS = tuple(user["email"] for user in USERS.values())
+DATASET_EMAILS = tuple(user.email for user in USERS.values())
 
 
 def leaks_in(text: str, extra: Iterable[str] = ()) -> list[str]:

@@ -1,6 +1,8 @@
-"""Real servers on 127.0.0.1 for the tests: gunicorn, a TCP proxy to PostgreSQL, a JWKS endpoint.
+"""Real servers on 127.0.0.1, for the tests and the benchmarks: gunicorn, a TCP proxy to
+PostgreSQL, a JWKS endpoint.
 
-Every port comes from PORT_RANGE, the range this project's tests may use on a shared machine.
+Every port comes from free_port: by default from PORT_RANGE, the range this project's tests may
+use on a shared machine.
 """
 
 from __future__ import annotations
@@ -18,35 +20,33 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
-
-from service.db import make_engine
-from service.models import Base
-from tests.conftest import POSTGRES_URL, insert_dataset
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 PORT_RANGE = range(18000, 19000)
 
 
-def free_port() -> int:
-    """A port of PORT_RANGE that nothing listens on right now."""
-    candidates = list(PORT_RANGE)
+def free_port(ports: range = PORT_RANGE) -> int:
+    """A port of `ports` that can be bound right now, as every server here binds (SO_REUSEADDR)."""
+    candidates = list(ports)
     random.shuffle(candidates)
     for port in candidates:
+        # Binding, not connecting: a client socket of another process may hold the port too.
         with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return port
-    raise RuntimeError(f"no free port in {PORT_RANGE}")
+    raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
 
 
 @dataclass
@@ -73,66 +73,53 @@ def fetch(url: str, headers: Mapping[str, str] | None = None, method: str = "GET
             return Answer(error.code, error.headers, error.read())
 
 
-def database_with_dataset(migrated_template: str, directory: Path) -> str:
-    """A migrated database holding the known dataset, for a server shared by a test module."""
-    if POSTGRES_URL:
-        url = POSTGRES_URL
-        engine = make_engine(url)
-        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-        with engine.begin() as connection:
-            connection.execute(text(f"TRUNCATE {tables} CASCADE"))
-    else:
-        path = directory / "encounters.db"
-        shutil.copyfile(migrated_template, path)
-        url = f"sqlite:///{path}"
-        engine = make_engine(url)
-    insert_dataset(engine)
-    engine.dispose()
-    return url
-
-
 @dataclass
 class Gunicorn:
-    """`gunicorn -c gunicorn.conf.py wsgi:app` in a subprocess, its stderr kept in a file."""
+    """`gunicorn -c gunicorn.conf.py APP` in a subprocess, its output kept in a file.
+
+    The environment is this process's without its token, metrics and gunicorn settings, plus
+    `environment`; the server is up once `ready_path` answers 200.
+    """
 
     environment: dict[str, str]
     log_path: Path
     port: int = field(default_factory=free_port)
+    app: str = "wsgi:app"
+    ready_path: str = "/health/live"
+    host: str = "127.0.0.1"
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         """The server's base URL."""
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 30) -> Gunicorn:
-        """Start the server and wait until it answers /health/live."""
+        """Start the server and wait until it is ready."""
         environment = {
             name: value
             for name, value in os.environ.items()
             if not name.startswith(("JWT_", "PROMETHEUS_", "GUNICORN_", "WEB_CONCURRENCY"))
         }
-        environment.update(BIND=f"127.0.0.1:{self.port}", **self.environment)
-        self.log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=ROOT,
-            env=environment,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
+        environment.update(BIND=f"{self.host}:{self.port}", **self.environment)
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", self.app],
+                cwd=ROOT,
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited: {self.log_path.read_text()}")
-            try:
-                if fetch(f"{self.url}/health/live").status == 200:
+                raise RuntimeError(f"gunicorn exited: {self.log()[-2000:]}")
+            with contextlib.suppress(OSError):
+                if fetch(self.url + self.ready_path).status == 200:
                     return self
-            except OSError:
-                pass
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"gunicorn did not answer in {timeout}s: {self.log_path.read_text()}")
+        raise RuntimeError(f"gunicorn not ready after {timeout} s: {self.log()[-2000:]}")
 
     def stop(self) -> int:
         """Stop gracefully (SIGTERM), as an orchestrator does; return the exit status."""
@@ -144,12 +131,48 @@ class Gunicorn:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self.log.close()
         return self.process.returncode
+
+    def log(self) -> str:
+        """Everything gunicorn and the app wrote so far."""
+        return self.log_path.read_text(errors="replace")
 
     def log_lines(self) -> list[str]:
         """What the server wrote so far, a line each."""
-        return self.log_path.read_text().splitlines()
+        return self.log().splitlines()
+
+    def workers(self) -> list[psutil.Process]:
+        """The worker processes (children of the master)."""
+        assert self.process is not None
+        return psutil.Process(self.process.pid).children()
+
+
+@contextlib.contextmanager
+def running_gunicorn(
+    database_url: str,
+    secret: str,
+    log_path: Path,
+    *,
+    workers: int = 2,
+    port: int | None = None,
+    environment: dict[str, str] | None = None,
+    app: str = "wsgi:app",
+) -> Iterator[Gunicorn]:
+    """APP under gunicorn on `database_url` with the HMAC `secret`, ready once the database
+    answers; stopped at the end of the block."""
+    settings = {
+        "WEB_CONCURRENCY": str(workers),
+        "DATABASE_URL": database_url,
+        "JWT_SECRET": secret,
+        "JWT_ALGORITHMS": "HS256",
+        **(environment or {}),
+    }
+    server = Gunicorn(settings, log_path, port or free_port(), app, "/health/ready")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 class TcpProxy:

@@ -9,19 +9,14 @@ import uuid
 from datetime import datetime, timedelta
 
 from service.directory import Role
-from tests.conftest import BASE, BOOKINGS, CENTERS, ENCOUNTERS, USERS, _id
-
-
-def user_centers(name: str) -> set[str]:
-    """The centers a user belongs to: a student's own, or a staff member's assignments."""
-    user = USERS[name]
-    return set(user["centers"]) if "centers" in user else {user["center"]}
+from tests.dataset import BOOKINGS, CENTERS, ENCOUNTERS, USERS, dataset_id
 
 
 def visible(caller: str, target: str) -> bool:
     """SPEC 4.2: oneself, or a staff member sharing a center with the target."""
-    staff = USERS[caller]["role"] is Role.STAFF_MEMBER
-    return caller == target or (staff and bool(user_centers(caller) & user_centers(target)))
+    staff = USERS[caller].role is Role.STAFF_MEMBER
+    shared = USERS[caller].center_names & USERS[target].center_names
+    return caller == target or (staff and bool(shared))
 
 
 def expected_encounters(
@@ -33,47 +28,38 @@ def expected_encounters(
 ) -> list[dict[str, object]]:
     """The JSON the service must answer for `target` (a USERS name) and these arguments."""
     user = USERS[target]
-    student = user["role"] is Role.STUDENT
-    wanted_unit = unit if unit is not None or not student else user["unit"]
+    student = user.role is Role.STUDENT
+    wanted_unit = unit if unit is not None or not student else user.unit
     if student and wanted_unit is None:
         return []
     rows = []
-    for name, (
-        center,
-        unit_number,
-        days,
-        minutes,
-        is_online,
-        capacity,
-        cancelled,
-    ) in ENCOUNTERS.items():
-        begins = BASE + timedelta(days=days)
-        in_scope = (center == user["center"] or is_online) if student else center in user["centers"]
+    for name, encounter in ENCOUNTERS.items():
+        begins = encounter.starts
+        in_scope = encounter.center in user.center_names or (student and encounter.online)
         if (
             not in_scope
-            or cancelled
+            or encounter.cancelled
             or not starts <= begins < ends
-            or (wanted_unit is not None and unit_number != wanted_unit)
-            or (online is not None and is_online != online)
+            or (wanted_unit is not None and encounter.unit != wanted_unit)
+            or (online is not None and encounter.online != online)
         ):
             continue
-        active = [u for e, u, gone in BOOKINGS if e == name and not gone]
-        status = (
-            "Booked" if target in active else "Full" if len(active) >= capacity else "Available"
-        )
-        reference, center_name = CENTERS[center]
+        active = [b.user for b in BOOKINGS if b.encounter == name and not b.cancelled]
+        full = len(active) >= encounter.capacity
+        status = "Booked" if target in active else "Full" if full else "Available"
+        center = CENTERS[encounter.center]
         rows.append(
             {
-                "UnitNumber": unit_number,
-                "Id": str(_id(name)),
+                "UnitNumber": encounter.unit,
+                "Id": str(dataset_id(name)),
                 "DateTime": begins.isoformat(),
-                "EndDate": (begins + timedelta(minutes=minutes)).isoformat(),
-                "Duration": minutes,
+                "EndDate": (begins + timedelta(minutes=encounter.minutes)).isoformat(),
+                "Duration": encounter.minutes,
                 "Status": status,
-                "IsOnline": is_online,
-                "CenterId": str(_id(center)),
-                "CenterName": center_name,
-                "CenterReferenceId": reference,
+                "IsOnline": encounter.online,
+                "CenterId": str(dataset_id(encounter.center)),
+                "CenterName": center.name,
+                "CenterReferenceId": center.reference_id,
             }
         )
     return sorted(rows, key=lambda row: (row["DateTime"], uuid.UUID(str(row["Id"]))))

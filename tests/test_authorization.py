@@ -7,7 +7,8 @@ import json
 import pytest
 from flask.testing import FlaskClient
 
-from tests.conftest import Dataset, Tokens
+from tests.dataset import Dataset
+from tests.tokens import Tokens
 
 
 @pytest.mark.parametrize(
@@ -62,12 +63,6 @@ def test_the_subject_may_be_the_users_guid(
         assert (
             client.get("/users/me/encounters", headers=tokens.header(spelling)).status_code == 200
         )
-
-
-def _without_request_id(response_text: str) -> dict[str, object]:
-    body = json.loads(response_text)
-    body.pop("request_id")
-    return body
 
 
 def test_missing_and_not_yours_are_byte_identical_but_for_the_request_id(

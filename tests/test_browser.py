@@ -12,8 +12,9 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from tests.conftest import Dataset, Tokens
+from tests.dataset import Dataset
 from tests.live import chromium_path, free_port
+from tests.tokens import Tokens
 
 CHROMIUM = chromium_path()
 pytestmark = pytest.mark.skipif(

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from flask.testing import FlaskClient
 
-from tests.conftest import BASE, ENCOUNTERS, Dataset, Tokens
+from tests.dataset import BASE, ENCOUNTERS, Dataset
+from tests.tokens import Tokens
 
 KEYS = [
     "UnitNumber", "Id", "DateTime", "EndDate", "Duration",
@@ -146,7 +147,7 @@ def test_windows_and_filters(
         tied = sorted(["lis_freed", "lis_same_time"], key=lambda name: str(dataset[name]))
         expected = [e for e in expected if "/" not in e] + tied
     if query.get("online") == "true":
-        expected = sorted(expected, key=lambda name: (ENCOUNTERS[name][2], str(dataset[name])))
+        expected = sorted(expected, key=lambda name: (ENCOUNTERS[name].days, str(dataset[name])))
     assert got == expected
 
 

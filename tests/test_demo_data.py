@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session
 
 from service.directory import Role
 from service.models import Booking, Center, Encounter, StaffAssignment, User
-from tests.conftest import Dataset, Tokens, row_counts, table_snapshot
+from tests.database import row_counts, table_snapshot
+from tests.dataset import Dataset
+from tests.tokens import Tokens
 
 SMALL = ["--centers", "3", "--students", "90", "--days", "4", "--start", "2030-01-05"]
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
-from tests.conftest import Dataset, Tokens
+from tests.dataset import Dataset
+from tests.tokens import Tokens
 
 ENDPOINT = "/users/{userIdentifier}/encounters"
 
@@ -70,11 +72,11 @@ def test_openapi_declares_the_bearer_scheme_for_the_endpoint(client: FlaskClient
 
 def test_openapi_documents_every_status_of_the_endpoint(client: FlaskClient) -> None:
     document = client.get("/openapi.json").get_json()
-    operation = document["paths"][ENDPOINT]["get"]
-    statuses = set(operation["responses"]) - {"default"}
+    responses = _documented_responses(client)
+    statuses = set(responses) - {"default"}
     assert statuses == {"200", "304", "400", "401", "403", "404", "406", "503"}
     for status in statuses - {"200", "304"}:
-        content = operation["responses"][status]["content"]
+        content = responses[status]["content"]
         assert set(content) == {"application/problem+json"}, status
     parameters = document["paths"][ENDPOINT]["parameters"]
     assert [p["name"] for p in parameters if p["in"] == "path"] == ["userIdentifier"]
@@ -105,11 +107,21 @@ def test_every_reference_in_the_document_resolves(client: FlaskClient) -> None:
             target = target[part]
 
 
+def _documented_responses(client: FlaskClient) -> dict[str, Any]:
+    """The endpoint's responses by status, each named component reference followed."""
+    document = client.get("/openapi.json").get_json()
+    components = document["components"].get("responses", {})
+    return {
+        status: components[response["$ref"].removeprefix("#/components/responses/")]
+        if "$ref" in response
+        else response
+        for status, response in document["paths"][ENDPOINT]["get"]["responses"].items()
+    }
+
+
 def _documented_example(client: FlaskClient, status: int) -> dict[str, object]:
-    response = client.get("/openapi.json").get_json()["paths"][ENDPOINT]["get"]["responses"]
-    example: dict[str, object] = response[str(status)]["content"]["application/problem+json"][
-        "example"
-    ]
+    response = _documented_responses(client)[str(status)]
+    example: dict[str, object] = response["content"]["application/problem+json"]["example"]
     return example
 
 
@@ -144,6 +156,6 @@ def test_documented_503_example_has_the_problem_shape_and_its_header(client: Fla
     example = _documented_example(client, 503)
     assert example["status"] == 503 and example["title"] == "Service Unavailable"
     assert set(example) == {"type", "title", "status", "detail", "request_id"}
-    responses = client.get("/openapi.json").get_json()["paths"][ENDPOINT]["get"]["responses"]
+    responses = _documented_responses(client)
     assert "Retry-After" in responses["503"]["headers"]
     assert "WWW-Authenticate" in responses["401"]["headers"]

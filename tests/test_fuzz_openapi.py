@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from service.app import create_app
-from tests.conftest import SECRET, USERS, Dataset, Tokens
+from tests.dataset import USERS, Dataset
+from tests.tokens import SECRET, Tokens
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))
 # A schema-valid request may still be a documented 400: the identifier's rules (printable once
@@ -34,8 +35,8 @@ FUZZ_SETTINGS = settings(
     derandomize=os.environ.get("FUZZ_SEED") is None,
 )
 # Spellings that reach real users, so that the fuzzer also sees 200s and their bodies.
-KNOWN_IDENTIFIERS = ["me", *(user["ref"] for user in USERS.values())] + [
-    user["email"] for user in USERS.values()
+KNOWN_IDENTIFIERS = ["me", *(user.reference_id for user in USERS.values())] + [
+    user.email for user in USERS.values()
 ]
 
 

@@ -24,8 +24,9 @@ from service.identifiers import (
     UserIdentifier,
     parse_identifier,
 )
-from tests.conftest import Dataset, Tokens
+from tests.dataset import Dataset
 from tests.leaks import leaks_in, log_text
+from tests.tokens import Tokens
 
 PROPERTY_SETTINGS = settings(
     max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "200")),

@@ -7,7 +7,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, event
 
 from service.identifiers import IdentifierKind, InvalidIdentifier, parse_identifier
-from tests.conftest import Dataset, Tokens
+from tests.dataset import Dataset
+from tests.tokens import Tokens
 
 ANA = "8b8a4f8e-ac2a-5f4b-9f0e-000000000000"  # replaced by the real id in the tests
 

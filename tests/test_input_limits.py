@@ -21,8 +21,9 @@ from flask.testing import FlaskClient
 from bench.soak import running_gunicorn
 from service.db import make_engine
 from service.identifiers import MAX_LENGTH
-from tests.conftest import Dataset, Tokens, insert_dataset
+from tests.dataset import Dataset, insert_dataset
 from tests.leaks import leaks_in, log_text
+from tests.tokens import Tokens
 
 QUICKLY = 2.0  # seconds: generous for a shared CI machine; these answers take milliseconds
 RUI = ("SM-1", "StaffMember")
@@ -149,7 +150,7 @@ def test_through_gunicorn(database_url: str, tmp_path: Path, tokens: Tokens) -> 
     insert_dataset(engine)
     engine.dispose()
     secret = secrets.token_urlsafe(48)
-    tokens.secret = secret
+    tokens = Tokens(secret)
     token = tokens.mint(*RUI)
     auth = f"Authorization: Bearer {token}\r\n".encode()
 

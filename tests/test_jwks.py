@@ -14,8 +14,9 @@ from flask.testing import FlaskClient
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from service.tokens import TokenVerifier
-from tests.conftest import Tokens
-from tests.live import Gunicorn, JwksServer, database_with_dataset, fetch
+from tests.database import database_with_dataset
+from tests.live import Gunicorn, JwksServer, fetch
+from tests.tokens import Tokens
 
 PATH = "/users/me/encounters"
 KEYS: dict[str, Any] = {

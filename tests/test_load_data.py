@@ -17,7 +17,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 
-from tests.conftest import BASE, Dataset, Tokens, backend_name, row_counts, table_snapshot
+from tests.database import backend_name, row_counts, table_snapshot
+from tests.dataset import BASE, Dataset
+from tests.tokens import Tokens
 
 
 def gid(name: str) -> str:
@@ -191,7 +193,6 @@ def _duplicate_booking(document: dict[str, Any]) -> None:
 
 LIA = f"users[0] (Id {gid('lia')})"
 ENCOUNTER = f"encounters[0] (Id {gid('alfama-2')})"
-BOOKING = f"bookings[0] (EncounterId {gid('alfama-2')}, UserId {gid('lia')})"
 MALFORMED: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "bad guid": (_set("users.0.Id", "9f-not-a-guid"), "users[0] (Id 9f-not-a-guid): Id: Not a valid GUID."),
     "bad guid in a list": (_set("users.2.CenterIds", ["x"]), "CenterIds[0]: Not a valid GUID."),

@@ -14,8 +14,9 @@ import pytest
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import SECRET, Tokens
-from tests.live import Gunicorn, database_with_dataset, fetch
+from tests.database import database_with_dataset
+from tests.live import Gunicorn, fetch
+from tests.tokens import SECRET, Tokens
 
 ROUTE = "/users/{userIdentifier}/encounters"
 

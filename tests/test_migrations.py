@@ -1,32 +1,53 @@
-"""SPEC 7: init-db migrates to the newest schema, idempotently, and it matches the models."""
+"""SPEC 7: init-db migrates an empty database to the newest schema, idempotently, and it matches
+the models."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from flask import Flask
 from sqlalchemy import Engine, inspect
 
 from service.models import Base
+from tests import database
 
 
-def test_init_db_is_idempotent(app: Any, engine: Engine) -> None:
-    runner = app.test_cli_runner()
-    for _ in range(2):
-        result = runner.invoke(args=["init-db"])
-        assert result.exit_code == 0, result.output
-    assert "encounters" in inspect(engine).get_table_names()
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """Overrides conftest's: a database without any table, for init-db to migrate."""
+    url = database.unmigrated_database(tmp_path)
+    yield url
+    database.migrate(url)  # as the next test expects PostgreSQL's, whatever this one did
 
 
-def test_the_migrations_match_the_models(app: Any, engine: Engine) -> None:
-    app.test_cli_runner().invoke(args=["init-db"])
+def init_db(app: Flask) -> None:
+    """`flask --app wsgi init-db`, which must succeed."""
+    result = app.test_cli_runner().invoke(args=["init-db"])
+    assert result.exit_code == 0, result.output
+
+
+def test_init_db_migrates_an_empty_database_idempotently(app: Flask, engine: Engine) -> None:
+    assert inspect(engine).get_table_names() == []
+    init_db(app)
+    tables = set(inspect(engine).get_table_names())
+    assert {"centers", "users", "staff_centers", "encounters", "bookings"} <= tables
+    init_db(app)
+    assert set(inspect(engine).get_table_names()) == tables
+
+
+def test_the_migrations_match_the_models(app: Flask, engine: Engine) -> None:
+    init_db(app)
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
 
 
-def test_every_lookup_has_its_index(engine: Engine) -> None:
+def test_every_lookup_has_its_index(app: Flask, engine: Engine) -> None:
+    init_db(app)
     inspector = inspect(engine)
     users = {tuple(ix["column_names"]) for ix in inspector.get_indexes("users")}
     assert {("email_key",), ("reference_key",)} <= users

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from tests.conftest import SECRET, USERS, Tokens
-from tests.live import Answer, Gunicorn, database_with_dataset, fetch
+from tests.database import database_with_dataset
+from tests.dataset import USERS
+from tests.live import Answer, Gunicorn, fetch
+from tests.tokens import SECRET, Tokens
 
 ROUTE = "/users/{userIdentifier}/encounters"
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
@@ -104,8 +106,8 @@ def test_logs_of_a_full_run_are_json_lines_without_secrets(
 
     text = "\n".join(lines).lower()
     forbidden = [SECRET, *sent, *(token.rsplit(".", 1)[1] for token in sent)]
-    forbidden += [user["email"] for user in USERS.values()]
-    forbidden += [urllib.parse.quote(user["email"]) for user in USERS.values()]
+    forbidden += [user.email for user in USERS.values()]
+    forbidden += [urllib.parse.quote(user.email) for user in USERS.values()]
     forbidden += ["odd@example.com", "g@example.com", "authorization", "bearer "]
     leaked = [secret for secret in forbidden if secret.lower() in text]
     assert leaked == []

@@ -15,8 +15,10 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy.engine import make_url
 
-from tests.conftest import POSTGRES_URL, SECRET, Dataset, Tokens
-from tests.live import Gunicorn, TcpProxy, database_with_dataset, fetch
+from tests.database import POSTGRES_URL, database_with_dataset
+from tests.dataset import Dataset
+from tests.live import Gunicorn, TcpProxy, fetch
+from tests.tokens import SECRET, Tokens
 
 pytestmark = pytest.mark.skipif(
     not POSTGRES_URL, reason="needs TEST_DATABASE_URL: an outage of SQLite cannot be staged"

@@ -19,8 +19,10 @@ from sqlalchemy.engine import make_url
 from bench.topology import PgBouncer, pgbouncer
 from service.app import create_app
 from service.db import db
-from tests.conftest import POSTGRES_URL, Dataset, Tokens
+from tests.database import POSTGRES_URL
+from tests.dataset import Dataset
 from tests.live import free_port
+from tests.tokens import Tokens
 
 pytestmark = pytest.mark.skipif(
     not (POSTGRES_URL and shutil.which("pgbouncer", path="/usr/sbin:/usr/bin")),

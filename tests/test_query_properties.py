@@ -19,10 +19,11 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.encounters import INT32_MAX
-from tests.conftest import BASE, Dataset, Tokens
+from service.models import INT32_MAX
+from tests.dataset import BASE, Dataset
 from tests.leaks import leaks_in, log_text
 from tests.oracle import expected_encounters
+from tests.tokens import Tokens
 
 # The app and its database are read-only here, so one of each serves every example of a test.
 PROPERTY_SETTINGS = settings(

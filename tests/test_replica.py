@@ -19,8 +19,10 @@ from sqlalchemy import Engine, text
 from service.admin.migrate import upgrade
 from service.app import create_app
 from service.db import db, make_engine
-from tests.conftest import POSTGRES_URL, Dataset, Tokens
+from tests.database import POSTGRES_URL
+from tests.dataset import Dataset
 from tests.live import free_port
+from tests.tokens import Tokens
 
 STANDBY_URL = os.environ.get("TEST_REPLICA_DATABASE_URL") or None
 PATH = "/users/me/encounters"

@@ -8,7 +8,8 @@ import pytest
 
 from service.app import create_app
 from service.config import ConfigError
-from tests.conftest import Dataset, Tokens
+from tests.dataset import Dataset
+from tests.tokens import Tokens
 
 PLUGIN = "tests.plugins.memory_directory:make_directory"
 

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.soak import Probe, drive, json_equals, reset_database, running_gunicorn, soak, token
-from tests.conftest import POSTGRES_URL
+from bench.soak import Probe, drive, json_equals, reset_database, soak
+from tests.database import POSTGRES_URL
+from tests.live import running_gunicorn
+from tests.tokens import Tokens
 
 pytestmark = pytest.mark.skipif(
     POSTGRES_URL is None, reason="the soak drives gunicorn on PostgreSQL: set TEST_DATABASE_URL"
@@ -41,7 +43,7 @@ def test_the_soak_notices_a_wrong_answer(database_url: str, tmp_path: Path) -> N
         "allowed",
         "rui's list claimed empty",
         "/users/me/encounters",
-        {"Authorization": f"Bearer {token(secret, 'SM-1', 'StaffMember')}"},
+        Tokens(secret).header("SM-1", "StaffMember"),
         200,
         json_equals([]),
     )

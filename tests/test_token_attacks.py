@@ -28,10 +28,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from service.app import create_app
-from tests.conftest import SECRET, Dataset
+from tests.dataset import Dataset
 from tests.leaks import leaks_in, log_text
+from tests.live import free_port
+from tests.tokens import SECRET
 
-PORTS = range(38100, 38200)
 REALM_ONLY = 'Bearer realm="encounters"'
 
 
@@ -487,15 +488,8 @@ class _KeyHandler(http.server.BaseHTTPRequestHandler):
 
 @contextlib.contextmanager
 def key_server(body: bytes) -> Iterator[KeyServer]:
-    """A KeyServer on the first free port of this engineer's range, for the block's duration."""
-    for port in PORTS:
-        try:
-            server = KeyServer(("127.0.0.1", port), _KeyHandler)
-        except OSError:
-            continue
-        break
-    else:
-        raise RuntimeError(f"no free port in {PORTS}")
+    """A KeyServer on a free port, for the block's duration."""
+    server = KeyServer(("127.0.0.1", free_port()), _KeyHandler)
     server.hits, server.body = [], body
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

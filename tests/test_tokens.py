@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from flask.testing import FlaskClient
 
 from service.app import create_app
-from tests.conftest import SECRET, Dataset, Tokens
+from tests.dataset import Dataset
+from tests.tokens import SECRET, Tokens
 
 PLAIN = 'Bearer realm="encounters"'
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import click
-import jwt
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 from sqlalchemy import inspect
@@ -15,8 +14,9 @@ from sqlalchemy import inspect
 from service.admin.demo import DemoOptions, DemoRefused, create_demo_network
 from service.admin.loading import ImportRejected, load_document, parse_document
 from service.admin.migrate import upgrade
-from service.config import HMAC_ALGORITHMS, Settings
+from service.config import Settings
 from service.db import db
+from service.tokens import mint_token
 
 
 def register_commands(app: Flask) -> None:
@@ -124,24 +124,3 @@ def issue_token(identifier: str, role: str, ttl: int) -> None:
     if settings.jwt_secret is None:
         raise click.UsageError("issue-token needs JWT_SECRET (an HMAC configuration)")
     click.echo(mint_token(settings, identifier, role, ttl))
-
-
-def mint_token(settings: Settings, subject: str, role: str, ttl: int) -> str:
-    """A token this deployment accepts, for local use and tests."""
-    assert settings.jwt_secret is not None
-    algorithm = settings.jwt_algorithms[0]
-    assert algorithm in HMAC_ALGORITHMS
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        settings.jwt_subject_claim: subject,
-        settings.jwt_role_claim: role,
-        "iat": now,
-        "nbf": now,
-        "exp": now + ttl,
-    }
-    if settings.jwt_issuer:
-        claims["iss"] = settings.jwt_issuer
-    if settings.jwt_audience:
-        claims["aud"] = settings.jwt_audience
-    headers = {"typ": settings.jwt_token_type} if settings.jwt_token_type else None
-    return jwt.encode(claims, settings.jwt_secret, algorithm=algorithm, headers=headers)

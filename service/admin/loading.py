@@ -22,6 +22,7 @@ from schemas.imports import ImportDocumentSchema
 from service.admin.bulk import LOOKUP_CHUNK, batches, insert_rows, upsert_rows
 from service.admin.import_checks import consistency_errors, record_label
 from service.models import Base, StaffAssignment, User, lookup_key
+from service.problems import flatten_messages
 
 LISTS = ("centers", "users", "encounters", "bookings")
 MAX_LISTED = 20
@@ -180,28 +181,15 @@ def _schema_errors(messages: dict[str, Any], document: dict[str, Any]) -> list[s
         if name in LISTS and isinstance(problem, dict):
             for index in sorted(problem):
                 label = record_label(name, index, document[name][index])
-                errors += [f"{label}: {text}" for text in _flatten(problem[index])]
+                errors += [f"{label}: {text}" for text in _lines(problem[index])]
         else:
-            errors += [f"{name}: {text}" for text in _flatten(problem)]
+            errors += [f"{name}: {text}" for text in _lines(problem)]
     return errors
 
 
-def _flatten(messages: Any, path: str = "") -> list[str]:
+def _lines(messages: Any) -> list[str]:
     """marshmallow's nested messages as `Key[index]: message` lines."""
-    if isinstance(messages, dict):
-        lines: list[str] = []
-        for key, value in messages.items():
-            if key == "_schema":
-                inner = path
-            elif isinstance(key, int):
-                inner = f"{path}[{key}]"
-            else:
-                inner = f"{path}.{key}" if path else str(key)
-            lines += _flatten(value, inner)
-        return lines
-    if isinstance(messages, list):
-        return [line for message in messages for line in _flatten(message, path)]
-    return [f"{path}: {messages}" if path else str(messages)]
+    return [f"{path}: {text}" if path else text for path, text in flatten_messages(messages)]
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -1,0 +1,107 @@
+"""The test databases: SQLite files by default, or the PostgreSQL database TEST_DATABASE_URL names.
+
+PostgreSQL's tables are dropped and migrated once per session, then emptied before every test;
+SQLite's migrated file is copied for every test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from sqlalchemy import Engine, MetaData, text
+
+from service.admin.migrate import upgrade
+from service.db import make_engine
+from service.models import Base
+from tests.dataset import insert_dataset
+
+POSTGRES_URL = os.environ.get("TEST_DATABASE_URL") or None
+
+
+def backend_name() -> str:
+    """'postgresql' when TEST_DATABASE_URL is set, else 'sqlite'."""
+    return "postgresql" if POSTGRES_URL else "sqlite"
+
+
+def drop_everything(url: str) -> None:
+    """Leave the PostgreSQL database at `url` without any table (nor Alembic's version)."""
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def unmigrated_database(directory: Path) -> str:
+    """The URL of a database without any table: a new SQLite file, or PostgreSQL's dropped.
+
+    The next test's PostgreSQL database is only emptied: `migrate` this one again afterwards.
+    """
+    if POSTGRES_URL:
+        drop_everything(POSTGRES_URL)
+        return POSTGRES_URL
+    return f"sqlite:///{directory / 'unmigrated.db'}"
+
+
+def migrate(url: str) -> None:
+    """Migrate the database at `url` to the newest schema."""
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+
+
+def migrated_template(directory: Path) -> str:
+    """A database migrated once: a SQLite file in `directory` to copy, or the PostgreSQL URL."""
+    if POSTGRES_URL:
+        drop_everything(POSTGRES_URL)
+        migrate(POSTGRES_URL)
+        return POSTGRES_URL
+    template = directory / "template.db"
+    migrate(f"sqlite:///{template}")
+    return str(template)
+
+
+def empty_database(template: str, directory: Path) -> str:
+    """The URL of an empty, migrated database: the template's copy, or PostgreSQL emptied."""
+    if POSTGRES_URL:
+        engine = make_engine(POSTGRES_URL)
+        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        with engine.begin() as connection:
+            connection.execute(text(f"TRUNCATE {tables} CASCADE"))
+        engine.dispose()
+        return POSTGRES_URL
+    path = directory / "encounters.db"
+    shutil.copyfile(template, path)
+    return f"sqlite:///{path}"
+
+
+def database_with_dataset(template: str, directory: Path) -> str:
+    """A migrated database holding the known dataset, for a server shared by a test module."""
+    url = empty_database(template, directory)
+    engine = make_engine(url)
+    insert_dataset(engine)
+    engine.dispose()
+    return url
+
+
+def row_counts(engine: Engine) -> dict[str, int]:
+    """Rows per table: for checking that a failed write changed nothing."""
+    metadata = MetaData()
+    metadata.reflect(engine)
+    with engine.connect() as connection:
+        return {
+            name: connection.execute(text(f"SELECT count(*) FROM {name}")).scalar_one()
+            for name in sorted(metadata.tables)
+            if name != "alembic_version"
+        }
+
+
+def table_snapshot(engine: Engine) -> dict[str, list[tuple[str, ...]]]:
+    """Every row of every table, sorted: for checking that a failed write changed nothing."""
+    with engine.connect() as connection:
+        return {
+            table.name: sorted(tuple(map(str, row)) for row in connection.execute(table.select()))
+            for table in Base.metadata.sorted_tables
+        }
