@@ -43,9 +43,9 @@ import psycopg
 from bench import topology
 from bench.load import LUA, Line, wrk_binary
 from bench.perf import ITEMS, fitted, sample_users
-from bench.soak import Gunicorn, running_gunicorn
-from service.admin.cli import mint_token
 from service.config import Settings
+from service.tokens import mint_token
+from tests.live import Gunicorn, running_gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -542,7 +542,7 @@ def scale_check(args: argparse.Namespace, checks: list[Check]) -> None:
             lb.wait_status(f"app{slot + 1}", "UP")
         progress("topology up")
         targets = {**dict(zip(paths, single_ports, strict=True)), "HAProxy": lb.port}
-        identical, mix = request_lines(sqlalchemy, secret, single_stack_server(targets))
+        identical, mix = request_lines(sqlalchemy, secret, singles.running[0][1])
         checks.append(check_identical(identical, targets, primary, standby, marker))
         items = [len(json.loads(get(targets["direct"], line)[1])) for line in mix]
         singles.stop_all()
@@ -590,11 +590,6 @@ def scale_check(args: argparse.Namespace, checks: list[Check]) -> None:
         }
     checks.append(leftovers(started, hba, args.hba_digest, primary_admin))
     report(checks[-1])
-
-
-def single_stack_server(targets: dict[str, int]) -> Gunicorn:
-    """The direct instance, as bench.perf's window fitting wants a server."""
-    return Gunicorn("127.0.0.1", targets["direct"], None, Path())  # type: ignore[arg-type]
 
 
 def _backends(url: str) -> list[int]:
