@@ -10,12 +10,11 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-COPY setup.cfg pyproject.toml README.md ./
-COPY service ./service
-COPY schemas ./schemas
-# Install the project to get its declared dependencies, then drop the project itself: the code
-# runs from /app, beside migrations/ (which service/admin/migrate.py finds next to service/).
-RUN pip install --no-cache-dir . && pip uninstall --yes encounters-service
+# Exactly the runtime lock (`make lock` writes it from setup.cfg), every file checked against its
+# hash. The project itself is not installed: the code runs from /app, beside migrations/ (which
+# service/admin/migrate.py finds next to service/).
+COPY requirements.txt ./
+RUN pip install --no-cache-dir --require-hashes -r requirements.txt
 
 # --- runtime: slim Python, the venv, the code; nothing to compile, no build tools
 FROM python:3.11-slim-bookworm

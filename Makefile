@@ -2,48 +2,89 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --quiet
 # A development-only secret: `make run` is local; production sets its own key (see README).
 DEV_SECRET := dev-only-secret-do-not-deploy-0123456789
+# The demo's own database file: the data commands default to instance/encounters.db, which
+# `make run` never touches, so data loaded with `load-data` survives it.
+DEMO_DATABASE_URL := sqlite:///instance/demo.db
 DEMO_ARGS ?= --centers 5 --students 200 --days 14 --seed 7
+ROLE ?=
+TTL ?= 43200
+RUN_PORT ?= 8000
 
-.PHONY: run test lint check clean bench bench-ci scale-packages scale-check
+.PHONY: run token test readme-test lint check clean bench bench-ci lock scale-packages scale-check
 
-$(BIN)/.installed: setup.cfg pyproject.toml
+# Serving needs the runtime lock only (requirements.txt); the code runs from this folder, so the
+# project itself is not installed. pip checks every file against the lock's hashes.
+$(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(PIP) install --require-hashes -r requirements.txt
 	touch $@
 
-# The benchmark's own tools: matplotlib and pyinstrument (the `bench` extra), and Debian's wrk.
-$(BIN)/.bench-installed: $(BIN)/.installed setup.cfg
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+# Tests, lint, the benchmark's Python tools and the repository's own tools (pip-tools,
+# pre-commit): the dev lock, which is the runtime lock plus the test, bench and dev extras.
+$(BIN)/.dev-installed: $(BIN)/.installed requirements-dev.txt
+	$(PIP) install --require-hashes -r requirements-dev.txt
+	touch $@
+
+# The benchmark also needs Debian's wrk.
+$(BIN)/.bench-installed: $(BIN)/.dev-installed
 	command -v wrk >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk)
 	touch $@
 
 FLASK := JWT_SECRET=$(DEV_SECRET) $(BIN)/flask --app wsgi
+DEMO_FLASK := DATABASE_URL=$(DEMO_DATABASE_URL) $(FLASK)
 
 run: $(BIN)/.installed
-	$(FLASK) init-db
-	$(FLASK) demo-data --replace $(DEMO_ARGS)
+	$(DEMO_FLASK) init-db
+	$(DEMO_FLASK) demo-data --replace $(DEMO_ARGS)
 	@echo
-	@echo "Swagger UI: http://127.0.0.1:8000/docs (Authorize with a token below; they last 12 hours)"
+	@echo "Swagger UI: http://127.0.0.1:$(RUN_PORT)/docs (Authorize with a token from 'make token USER=ST-000001')"
 	@echo "Student ST-000001, their own encounters:"
-	@echo "  curl -s -H 'Authorization: Bearer $$($(FLASK) issue-token ST-000001 --ttl 43200)' http://127.0.0.1:8000/users/me/encounters"
+	@echo "  curl -s -H \"Authorization: Bearer \$$(make -s token USER=ST-000001)\" http://127.0.0.1:$(RUN_PORT)/users/me/encounters"
 	@echo "Staff member SM-0001 (works at C-001), ST-000001's encounters:"
-	@echo "  curl -s -H 'Authorization: Bearer $$($(FLASK) issue-token SM-0001 --role StaffMember --ttl 43200)' http://127.0.0.1:8000/users/ST-000001/encounters"
+	@echo "  curl -s -H \"Authorization: Bearer \$$(make -s token USER=SM-0001)\" http://127.0.0.1:$(RUN_PORT)/users/ST-000001/encounters"
 	@echo
-	JWT_SECRET=$(DEV_SECRET) BIND=127.0.0.1:8000 $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+	DATABASE_URL=$(DEMO_DATABASE_URL) JWT_SECRET=$(DEV_SECRET) BIND=127.0.0.1:$(RUN_PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
-test: $(BIN)/.installed
+# A development token that the `make run` server accepts: `make token USER=SM-0001 [ROLE=…] [TTL=…]`.
+# The role defaults to the user's role in the demo database; any ROLE is minted (try ROLE=Admin).
+token: $(BIN)/.installed
+ifneq ($(origin USER),command line)
+	@echo "say whose token: make token USER=ST-000001 (any identifier: reference id, email or id)" >&2; exit 2
+endif
+	@$(DEMO_FLASK) issue-token '$(USER)' --ttl $(TTL) $(if $(ROLE),--role '$(ROLE)')
+
+test: $(BIN)/.dev-installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(BIN)/.installed
-	$(BIN)/ruff check service schemas tests migrations bench wsgi.py gunicorn.conf.py
-	$(BIN)/ruff format --check service schemas tests migrations bench wsgi.py gunicorn.conf.py
+# The README's and docs/' commands, run as written in a fresh copy (tests/test_readme.py).
+readme-test: $(BIN)/.dev-installed
+	$(BIN)/python -m pytest -m readme tests/test_readme.py $(PYTEST_ARGS)
+
+LINTED := service schemas tests migrations bench wsgi.py gunicorn.conf.py
+lint: $(BIN)/.dev-installed
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy service schemas
 	$(BIN)/hadolint Dockerfile
 
 check: lint test
+
+# The lockfiles, from setup.cfg: run after changing a dependency there, and commit both files.
+# Existing pins are kept unless LOCK_ARGS says otherwise (`LOCK_ARGS=--upgrade`, or
+# `LOCK_ARGS='--upgrade-package flask'`). Only the registry is asked: no local wheel folders or
+# mirrors that this machine's pip configuration may name (behind a mirror, `make lock LOCK_ENV=`).
+LOCK_ARGS ?=
+LOCK_ENV ?= env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE=/dev/null
+PIP_COMPILE := $(LOCK_ENV) CUSTOM_COMPILE_COMMAND="make lock" \
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe \
+	--strip-extras --no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
+lock: $(BIN)/.dev-installed
+	$(PIP_COMPILE) --output-file requirements.txt setup.cfg
+	$(PIP_COMPILE) --extra test --extra bench --extra dev --constraint requirements.txt \
+		--output-file requirements-dev.txt setup.cfg
 
 # The performance benchmark (docs/performance.md): 10k, 100k and 1M encounters on PostgreSQL
 # (databases bench_10k, bench_100k, bench_1m, built once), then docs/latency.png.
@@ -73,5 +114,7 @@ scale-packages:
 scale-check: $(BIN)/.bench-installed scale-packages
 	$(BIN)/python -m bench.scale_check
 
+# Keeps instance/encounters.db and the rest of instance/: data loaded with `load-data` is yours.
 clean:
-	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -f instance/demo.db

@@ -42,6 +42,8 @@ class Instant(fields.Field[datetime]):
         "invalid": "Not an ISO 8601 date-time with offset, or a date (YYYY-MM-DD).",
         "naive": "A date-time needs an offset (for example +00:00 or Z).",
         "range": "Outside the years 0001 to 9999 once converted to UTC.",
+        "plus": "A '+' in a query string arrives as a space: send the offset's '+' as %2B "
+        "(for example 2026-12-03T00:00:00%2B01:00).",
     }
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
@@ -53,7 +55,7 @@ class Instant(fields.Field[datetime]):
                 return datetime.fromisoformat(text).replace(tzinfo=UTC)
             moment = datetime.fromisoformat(text)
         except ValueError:
-            raise self.make_error("invalid") from None
+            raise self.make_error(_unencoded_plus(text) or "invalid") from None
         if moment.tzinfo is None:
             raise self.make_error("naive")
         try:
@@ -61,6 +63,18 @@ class Instant(fields.Field[datetime]):
         except OverflowError:
             # 0001-01-01T00:00+01:00 is still year 0 in UTC, and 9999-12-31T23:00-02:00 year 10000.
             raise self.make_error("range") from None
+
+
+def _unencoded_plus(text: str) -> str | None:
+    """ "plus" when the text is a date-time whose offset's '+' was sent unencoded (so a space)."""
+    head, space, offset = text.rpartition(" ")
+    if not space:
+        return None
+    try:
+        datetime.fromisoformat(f"{head}+{offset}")
+    except ValueError:
+        return None
+    return "plus"
 
 
 class WholeNumber(fields.Integer):

@@ -1,4 +1,4 @@
-"""The import document of `flask --app wsgi load-data` (SPEC 7): PascalCase keys, strictly typed.
+"""The import document of `load-data` (docs/data.md): PascalCase keys, strictly typed.
 
 Every schema rejects unknown keys. Loaded records use the database's column names, so the loader
 writes them as they are.

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response
 
 from service.admin.cli import register_commands
-from service.config import Settings
+from service.config import ConfigError, Settings
 from service.db import db
 from service.directory import TimedResolver, load_resolver
 from service.ops.docs_ui import ASSETS_URL, SWAGGER_UI_CONFIG
@@ -27,9 +29,21 @@ API_TITLE = "Encounters"
 API_VERSION = "1.0.0"
 
 
-def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app from `config` (upper-case names), or from the environment when None."""
-    settings = Settings.from_environment() if config is None else Settings.from_mapping(config)
+def create_app(config: Mapping[str, Any] | None = None, *, token_key: bool = True) -> Flask:
+    """Build the app from `config` (upper-case names), or from the environment when None.
+
+    `token_key=False` builds it for the data commands, which need only the database settings:
+    without a usable token key, its requests fail (500, the reason logged) rather than its start.
+    """
+    values = os.environ if config is None else config
+    settings = Settings.from_mapping(values, token_key=False)
+    unusable_key: ConfigError | None = None
+    try:
+        settings = settings.with_token_key()
+    except ConfigError as error:
+        if token_key:
+            raise
+        unusable_key = error
     app = Flask(__name__, static_folder=None)
     app.json = OrjsonProvider(app)
     app.config.update(
@@ -69,10 +83,27 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.register_blueprint(health_blp)
     app.register_blueprint(swagger_ui_blp)
     register_error_handlers(app)
+    app.after_request(_sorted_allow)
 
-    app.extensions["encounters.verifier"] = TokenVerifier(settings)
+    if unusable_key is None:
+        app.extensions["encounters.verifier"] = TokenVerifier(settings)
+    else:
+        app.before_request(partial(_refuse_to_serve, unusable_key))
     app.extensions["encounters.resolver"] = TimedResolver(
         load_resolver(app, settings.user_resolver), observe_resolver
     )
     register_commands(app)
     return app
+
+
+def _sorted_allow(response: Response) -> Response:
+    """One `Allow` order (GET, HEAD, OPTIONS), whatever order werkzeug's set of methods has."""
+    if "Allow" in response.headers:
+        methods = sorted(m.strip() for m in response.headers["Allow"].split(","))
+        response.headers["Allow"] = ", ".join(methods)
+    return response
+
+
+def _refuse_to_serve(reason: ConfigError) -> None:
+    """An app built for the data commands serves nothing: its token settings are unusable."""
+    raise reason

@@ -51,8 +51,12 @@ class Settings:
     encounter_max_window_days: int = 31
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
-        """Build settings from upper-case names (the environment, or a test's mapping)."""
+    def from_mapping(cls, values: Mapping[str, Any], *, token_key: bool = True) -> Settings:
+        """Build settings from upper-case names (the environment, or a test's mapping).
+
+        With `token_key=False` the token settings are left unchecked: the data commands need only
+        the database. Serving and minting tokens check them (`with_token_key`).
+        """
 
         def text(name: str, default: str | None = None) -> str | None:
             value = values.get(name)
@@ -110,15 +114,20 @@ class Settings:
             encounter_window_days=integer("ENCOUNTER_WINDOW_DAYS", 14, 1),
             encounter_max_window_days=integer("ENCOUNTER_MAX_WINDOW_DAYS", 31, 1),
         )
-        return settings.validated()
+        if settings.encounter_window_days > settings.encounter_max_window_days:
+            raise ConfigError("ENCOUNTER_WINDOW_DAYS may not exceed ENCOUNTER_MAX_WINDOW_DAYS")
+        return settings.with_token_key() if token_key else settings
 
     @classmethod
-    def from_environment(cls) -> Settings:
+    def from_environment(cls, *, token_key: bool = True) -> Settings:
         """Build settings from the process environment."""
-        return cls.from_mapping(os.environ)
+        return cls.from_mapping(os.environ, token_key=token_key)
 
-    def validated(self) -> Settings:
-        """Refuse a configuration with no key, a short secret, or mismatched algorithms."""
+    def with_token_key(self) -> Settings:
+        """Refuse a configuration with no key, a short secret, or mismatched algorithms.
+
+        Returns the settings with their algorithms settled; checking twice is harmless.
+        """
         sources = [
             name
             for name, value in (
@@ -139,8 +148,6 @@ class Settings:
         unknown = set(self.jwt_algorithms) - HMAC_ALGORITHMS - PUBLIC_KEY_ALGORITHMS
         if unknown:
             raise ConfigError(f"JWT_ALGORITHMS has unsupported algorithms: {sorted(unknown)}")
-        if self.encounter_window_days > self.encounter_max_window_days:
-            raise ConfigError("ENCOUNTER_WINDOW_DAYS may not exceed ENCOUNTER_MAX_WINDOW_DAYS")
         if self.jwt_secret is not None:
             return self._validated_secret()
         if self.jwt_public_key is not None:

@@ -1,4 +1,4 @@
-"""Which encounters a user may book or see, and their status (SPEC 5)."""
+"""Which encounters a user may book or see, and their status (README: "The endpoint")."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ class Window:
         default_days: int,
         max_days: int,
     ) -> Window:
-        """The window the query asks for, with SPEC 2.3's defaults and limits."""
+        """The window the query asks for, with the configured default length and limit."""
         starts = starts or datetime.now(UTC)
         try:
             ends = ends or starts + timedelta(days=default_days)

@@ -12,7 +12,7 @@ REPLACEMENT_CHARACTER = "\ufffd"
 
 _HEX = "[0-9A-Fa-f]"
 _D = rf"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}"
-# The four formats .NET's Guid.Parse takes that SPEC names: D, N, B ({D}) and P ((D)).
+# The four formats of .NET's Guid.Parse that the README names: D, N, B ({D}) and P ((D)).
 GUID = re.compile(rf"{_D}|{_HEX}{{32}}|\{{{_D}\}}|\({_D}\)")
 
 

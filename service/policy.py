@@ -1,4 +1,4 @@
-"""Who may see whose encounters (SPEC 4.2): one pure function over plain values."""
+"""Who may see whose encounters (README: "Who may call it"): one pure function over plain values."""
 
 from __future__ import annotations
 

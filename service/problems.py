@@ -142,6 +142,9 @@ class Api(flask_smorest.Api):
         for name, response in PROBLEM_RESPONSES.items():
             self.spec.components.response(name, response.component(), lazy=True)
 
+    def _register_pagination_header(self) -> None:
+        """Nothing: the service paginates nothing, so its document names no pagination schema."""
+
     def handle_http_exception(self, error: HTTPException) -> Response:
         """Turn werkzeug's and flask-smorest's HTTP errors into problem details."""
         status = error.code or 500

@@ -1,4 +1,4 @@
-"""The JSON answers: media types (SPEC 2.2), caching headers (SPEC 2.4) and the JSON encoder.
+"""The JSON answers: media types and caching headers (README: "The endpoint") and the JSON encoder.
 
 Flask's JSON provider runs on orjson: the same JSON as Flask's default, several times faster.
 orjson writes compact UTF-8 (no spaces, no `\\u` escapes: the same JSON values, fewer bytes) and

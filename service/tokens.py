@@ -1,4 +1,4 @@
-"""Bearer tokens: verifying a JWT (SPEC 4.1), reading who it names, and minting one."""
+"""Bearer tokens: verify a JWT, read who it names, mint one (README: "Who may call it")."""
 
 from __future__ import annotations
 

@@ -22,6 +22,12 @@ from tests.dataset import Dataset, insert_dataset
 from tests.tokens import SECRET, Tokens
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A TEST_DATABASE_URL whose database does not exist yet gets it created."""
+    if database.POSTGRES_URL:
+        database.create_database_if_missing(database.POSTGRES_URL)
+
+
 @pytest.fixture(scope="session")
 def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A database migrated once per session: a SQLite file to copy, or the PostgreSQL URL."""

@@ -13,7 +13,7 @@ from tests.dataset import BOOKINGS, CENTERS, ENCOUNTERS, USERS, dataset_id
 
 
 def visible(caller: str, target: str) -> bool:
-    """SPEC 4.2: oneself, or a staff member sharing a center with the target."""
+    """Who may call it (README): oneself, or a staff member sharing a center with the target."""
     staff = USERS[caller].role is Role.STAFF_MEMBER
     shared = USERS[caller].center_names & USERS[target].center_names
     return caller == target or (staff and bool(shared))

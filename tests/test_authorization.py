@@ -1,4 +1,4 @@
-"""SPEC 4.2 over HTTP: 403 for the wrong caller, the same 404 for "missing" and "not yours"."""
+"""Who may call it (README) over HTTP: 403 for the wrong caller, the same 404 for "missing" and "not yours"."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from tests.tokens import Tokens
         ("nobody@example.com", "Student", "/users/me/encounters", 403),
         ("me", "Student", "/users/me/encounters", 403),  # `me` names no one as a subject
         ("no-such-user", "StaffMember", "/users/ST-000123/encounters", 403),
-        # The subject may be any spelling of SPEC 3.
+        # The subject may be any spelling of an identifier (README).
         ("ana.lima@EXAMPLE.com", "Student", "/users/me/encounters", 200),
         ("email:ana.lima@example.com", "Student", "/users/me/encounters", 200),
         ("ref:ST-000123", "Student", "/users/ST-000123/encounters", 200),

@@ -1,4 +1,4 @@
-"""Fail-fast configuration (SPEC 8): a bad one refuses to start, with one clear line."""
+"""Fail-fast configuration (README): a bad one refuses to start, with one clear line."""
 
 from __future__ import annotations
 
@@ -135,11 +135,39 @@ def test_gunicorn_refuses_to_start_with_one_line(environment: dict[str, str], re
     assert reason in lines[0]
 
 
-def test_flask_cli_refuses_to_start_with_one_line() -> None:
-    finished = _run([sys.executable, "-m", "flask", "--app", "wsgi", "routes"], {})
+def test_flask_run_refuses_to_serve_without_a_token_key() -> None:
+    command = ["run", "--port", str(free_port()), "--no-reload"]
+    finished = _run([sys.executable, "-m", "flask", "--app", "wsgi", *command], {})
+    assert finished.returncode != 0
+    assert (
+        "encounters: configuration error: no token key configured: "
+        "set JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL"
+    ) in finished.stderr.strip().splitlines()
+
+
+def test_issue_token_refuses_an_unusable_key_with_one_line() -> None:
+    finished = _run([sys.executable, "-m", "flask", "--app", "wsgi", "issue-token", "x"], {})
     assert finished.returncode != 0
     lines = finished.stderr.strip().splitlines()
     assert lines == [
         "encounters: configuration error: no token key configured: "
         "set JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL"
     ]
+
+
+@pytest.mark.parametrize("token_settings", [{}, {"JWT_SECRET": "too-short"}])
+def test_data_commands_need_only_the_database_settings(
+    token_settings: dict[str, str], tmp_path: Any
+) -> None:
+    environment = {"DATABASE_URL": f"sqlite:///{tmp_path}/data.db", **token_settings}
+    flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
+    for command in (["init-db"], ["demo-data", "--students", "2"], ["openapi", "write", "-"]):
+        finished = _run(flask + command, environment)
+        assert finished.returncode == 0, finished.stderr
+
+
+def test_an_app_built_for_the_data_commands_serves_nothing() -> None:
+    app = create_app({"DATABASE_URL": "sqlite://"}, token_key=False)
+    response = app.test_client().get("/users/me/encounters")
+    assert response.status_code == 500
+    assert response.mimetype == "application/problem+json"

@@ -1,4 +1,4 @@
-"""SPEC 2 and 5: the response's shape, order, statuses, windows, filters, media types, caching."""
+"""The endpoint (README): the response's shape, order, statuses, windows, filters, media types, caching."""
 
 from __future__ import annotations
 

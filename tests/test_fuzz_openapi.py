@@ -105,7 +105,7 @@ def check(case: Any, response: Any) -> None:
     assert response.headers.get("x-request-id")
     if case.method.upper() != case.operation.method.upper():
         # Schemathesis also tries methods the path does not document: Flask answers OPTIONS
-        # itself (SPEC 2) and any other with a 405; both name the allowed methods.
+        # itself (README: The endpoint) and any other with a 405; both name the allowed methods.
         expected = 200 if case.method.upper() == "OPTIONS" else 405
         assert response.status_code == expected, (case.method, response.status_code)
         assert response.headers.get("allow")

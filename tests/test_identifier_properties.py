@@ -1,4 +1,4 @@
-"""Property tests of the identifier parser (SPEC 3), on its own and through the endpoint.
+"""Property tests of the identifier parser (README), on its own and through the endpoint.
 
 Every string parses to exactly one kind or raises InvalidIdentifier (the documented 400);
 no other exception escapes. GUIDs round-trip in every spelling .NET's Guid.Parse takes.

@@ -1,4 +1,4 @@
-"""SPEC 3: every spelling of `{userIdentifier}`, and every malformed one."""
+"""Every spelling of `{userIdentifier}` (README: The user identifier), and every malformed one."""
 
 from __future__ import annotations
 

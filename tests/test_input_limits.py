@@ -59,7 +59,7 @@ PATHS = [
     ("%", RUI, 404, None),  # a lone '%' is taken literally (werkzeug, gunicorn): nobody's id
     ("%zz", RUI, 404, None),
     ("..%2F..%2Fetc%2Fpasswd", RUI, 404, None),
-    ("ST%2F2026%2F7", SARA, 200, None),  # a reference id with '/' (SPEC 3)
+    ("ST%2F2026%2F7", SARA, 200, None),  # a reference id with '/' (README: The user identifier)
     ("a%2F%2Fb", RUI, 404, None),  # not redirected (308) to the path of 'a/b'
     ("%2F%00", RUI, 400, "userIdentifier"),  # a leading '/' reaches the parser too
     ("ST-000123%2F", RUI, 404, None),  # not redirected to ST-000123's path

@@ -1,4 +1,4 @@
-"""Tokens verified with keys from a real JWKS endpoint on 127.0.0.1 (SPEC 4.1): by kid, cached,
+"""Tokens verified with keys from a real JWKS endpoint on 127.0.0.1 (README): by kid, cached,
 refetched for an unknown kid at most once a minute, and still working through an outage."""
 
 from __future__ import annotations

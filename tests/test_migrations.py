@@ -1,4 +1,4 @@
-"""SPEC 7: init-db migrates an empty database to the newest schema, idempotently, and it matches
+"""init-db (docs/data.md) migrates an empty database to the newest schema, idempotently, and it matches
 the models."""
 
 from __future__ import annotations

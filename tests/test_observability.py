@@ -1,4 +1,4 @@
-"""Request ids and logs (SPEC 9): X-Request-ID in and out; one JSON object a line, with the
+"""Request ids and logs (docs/operations.md): X-Request-ID in and out; one JSON object a line, with the
 request id; no email, token or secret in any line over a full run of the real server."""
 
 from __future__ import annotations

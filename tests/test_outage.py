@@ -1,4 +1,4 @@
-"""A database outage (SPEC 6): 503 with Retry-After, readiness 503, and recovery on its own.
+"""A database outage (README: Errors): 503 with Retry-After, readiness 503, and recovery on its own.
 
 PostgreSQL is made unreachable for real: the app reaches it through a TCP proxy on 127.0.0.1
 that the test stops (refusing connections and cutting the open ones) and starts again.

@@ -1,4 +1,4 @@
-"""SPEC 4.2 as a table: the pure policy, with no app, database or token."""
+"""Who may call it (README) as a table: the pure policy, with no app, database or token."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Public-key tokens with JWT_PUBLIC_KEY (SPEC 4.1): RS256, ES256, and JWT_TOKEN_TYPE."""
+"""Public-key tokens with JWT_PUBLIC_KEY (README): RS256, ES256, and JWT_TOKEN_TYPE."""
 
 from __future__ import annotations
 

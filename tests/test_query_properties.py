@@ -1,4 +1,4 @@
-"""Property tests of the query arguments (SPEC 2.3), over real HTTP on the known dataset.
+"""Property tests of the query arguments (README), over real HTTP on the known dataset.
 
 Any value of `from`, `to`, `unit` and `online` gives either the exact list the dataset implies
 (tests/oracle.py) or a 400 naming the argument; nothing else, never a 5xx.
@@ -59,7 +59,7 @@ def logs_without_secrets(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
 
 
 def spelled(moment: datetime, style: str) -> str:
-    """One of the spellings SPEC 2.3 accepts for an instant."""
+    """One of the spellings the README accepts for an instant."""
     if style == "Z" and moment.utcoffset() == timedelta(0):
         return moment.isoformat().replace("+00:00", "Z")
     if style == "compact":

@@ -1,4 +1,4 @@
-"""SPEC 3: the resolver is pluggable through USER_RESOLVER, and a third-party one is really used."""
+"""The resolver plug-in (README): chosen by USER_RESOLVER, and a third-party one is really used."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC 4.1: bearer tokens, verified for real, and the 401s of every way they fail."""
+"""Bearer tokens (README), verified for real, and the 401s of every way they fail."""
 
 from __future__ import annotations
 

@@ -10,12 +10,15 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 from sqlalchemy import inspect
+from sqlalchemy.exc import SQLAlchemyError
 
 from service.admin.demo import DemoOptions, DemoRefused, create_demo_network
 from service.admin.loading import ImportRejected, load_document, parse_document
 from service.admin.migrate import upgrade
-from service.config import Settings
+from service.config import ConfigError
 from service.db import db
+from service.directory import DirectoryUnavailable, Role
+from service.identifiers import InvalidIdentifier, parse_identifier
 from service.tokens import mint_token
 
 
@@ -116,11 +119,31 @@ def _require_schema() -> None:
 @click.command("issue-token")
 @with_appcontext
 @click.argument("identifier")
-@click.option("--role", default="Student", show_default=True, help="Student or StaffMember.")
+@click.option(
+    "--role",
+    help="Student, StaffMember, or any other name on purpose (an unknown role gets a 403)."
+    "  [default: the user's role in the database; Student for no such user]",
+)
 @click.option("--ttl", default=3600, show_default=True, type=click.IntRange(1, 366 * 86400))
-def issue_token(identifier: str, role: str, ttl: int) -> None:
+def issue_token(identifier: str, role: str | None, ttl: int) -> None:
     """Print a signed token whose subject is IDENTIFIER (HMAC configurations only)."""
-    settings: Settings = current_app.extensions["encounters.settings"]
+    try:
+        settings = current_app.extensions["encounters.settings"].with_token_key()
+    except ConfigError as error:
+        raise SystemExit(f"encounters: configuration error: {error}") from None
     if settings.jwt_secret is None:
         raise click.UsageError("issue-token needs JWT_SECRET (an HMAC configuration)")
-    click.echo(mint_token(settings, identifier, role, ttl))
+    click.echo(mint_token(settings, identifier, role or _directory_role(identifier), ttl))
+
+
+def _directory_role(identifier: str) -> str:
+    """The role the directory gives IDENTIFIER, or Student (a token for no one is still useful)."""
+    resolver = current_app.extensions["encounters.resolver"]
+    try:
+        user = resolver.resolve([parse_identifier(identifier)])[0]
+    except (InvalidIdentifier, DirectoryUnavailable, SQLAlchemyError):
+        user = None
+    if user is None:
+        click.echo(f"no user {identifier!r} in the directory: a Student token", err=True)
+        return Role.STUDENT.value
+    return str(user.role.value)

@@ -1,0 +1,45 @@
+"""The lockfiles cover setup.cfg: a dependency added there without `make lock` fails here."""
+
+from __future__ import annotations
+
+import configparser
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) \\$", re.MULTILINE)
+
+
+def _name(requirement: str) -> str:
+    """A requirement's project name, normalized as PEP 503 does."""
+    name = re.split(r"[\[<>=!~; ]", requirement.strip(), maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _declared(*extras: str) -> set[str]:
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    sections = [setup["options"]["install_requires"]]
+    sections += [setup["options.extras_require"][extra] for extra in extras]
+    return {_name(line) for text in sections for line in text.splitlines() if line.strip()}
+
+
+def _pinned(lock: str) -> dict[str, str]:
+    text = (ROOT / lock).read_text()
+    return {_name(name): version for name, version in PIN.findall(text)}
+
+
+@pytest.mark.parametrize(
+    ("lock", "extras"),
+    [("requirements.txt", ()), ("requirements-dev.txt", ("test", "bench", "dev"))],
+)
+def test_every_declared_dependency_is_pinned(lock: str, extras: tuple[str, ...]) -> None:
+    missing = _declared(*extras) - set(_pinned(lock))
+    assert not missing, f"{lock} lacks {sorted(missing)}: run `make lock` and commit both files"
+
+
+def test_the_dev_lock_pins_the_runtime_lock_versions() -> None:
+    runtime, dev = _pinned("requirements.txt"), _pinned("requirements-dev.txt")
+    assert {name: dev.get(name) for name in runtime} == runtime
