@@ -13,7 +13,7 @@ ROLE ?=
 TTL ?= 43200
 RUN_PORT ?= 8000
 
-.PHONY: run token test readme-test lint check clean bench bench-ci lock scale-packages scale-check
+.PHONY: run token test readme-test lint check clean bench bench-ci lock kube-check image-check scale-packages scale-check
 
 # Serving needs the runtime lock only (requirements.txt); the code runs from this folder, so the
 # project itself is not installed. pip checks every file against the lock's hashes.
@@ -23,7 +23,8 @@ $(BIN)/.installed: requirements.txt
 	touch $@
 
 # Tests, lint, the benchmark's Python tools and the repository's own tools (pip-tools,
-# pre-commit): the dev lock, which is the runtime lock plus the test, bench and dev extras.
+# pre-commit) and kubernetes-validate: the dev lock, the runtime lock plus the test, bench, dev
+# and deploy extras.
 $(BIN)/.dev-installed: $(BIN)/.installed requirements-dev.txt
 	$(PIP) install --require-hashes -r requirements-dev.txt
 	touch $@
@@ -63,7 +64,7 @@ test: $(BIN)/.dev-installed
 readme-test: $(BIN)/.dev-installed
 	$(BIN)/python -m pytest -m readme tests/test_readme.py $(PYTEST_ARGS)
 
-LINTED := service schemas tests migrations bench wsgi.py gunicorn.conf.py
+LINTED := service schemas tests migrations bench deploy/kubernetes wsgi.py gunicorn.conf.py
 lint: $(BIN)/.dev-installed
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
@@ -83,7 +84,7 @@ PIP_COMPILE := $(LOCK_ENV) CUSTOM_COMPILE_COMMAND="make lock" \
 	--strip-extras --no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
 lock: $(BIN)/.dev-installed
 	$(PIP_COMPILE) --output-file requirements.txt setup.cfg
-	$(PIP_COMPILE) --extra test --extra bench --extra dev --constraint requirements.txt \
+	$(PIP_COMPILE) --extra test --extra bench --extra dev --extra deploy --constraint requirements.txt \
 		--output-file requirements-dev.txt setup.cfg
 
 # The performance benchmark (docs/performance.md): 10k, 100k and 1M encounters on PostgreSQL
@@ -97,6 +98,18 @@ bench: $(BIN)/.bench-installed
 # timings. Uses BENCH_DATABASE_URL (emptied) or a temporary database it drops.
 bench-ci: $(BIN)/.bench-installed
 	$(BIN)/python -m bench.perf --ci
+
+# deploy/kubernetes rendered by `kubectl kustomize` (the base and each overlay), validated strictly
+# and offline against Kubernetes 1.32, and held to docs/kubernetes.md's promises.
+# kubernetes-validate comes with the dev lock (the `deploy` extra); kubectl with Kustomize 5.5 with
+# the machine.
+kube-check: $(BIN)/.dev-installed
+	$(BIN)/python deploy/kubernetes/check.py
+
+# The Dockerfile built with podman and run against PostgreSQL on 127.0.0.1:5432 (as root; needs
+# podman, runc, debootstrap: .ci/run installs them). docs/image.md tells what it proves.
+image-check:
+	bash deploy/image/check.sh
 
 # Debian's PgBouncer, HAProxy and wrk (scale-check; tests/test_pgbouncer.py). Should the package start
 # its own service, that is stopped and disabled: scale-check starts its own, on its own ports.

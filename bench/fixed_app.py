@@ -8,17 +8,20 @@ lookup, no SQL, no serialisation (the body is encoded once at import).
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 
 from service.ops.logs import init_access_log
 from service.ops.metrics import init_metrics
 from service.ops.request_ids import init_request_ids
 
 ITEMS = 20
+# `?items=N` asks for a fixed body of N items instead (the benchmark's same-bytes ceiling).
+ITEMS_PARAMETER = "items"
 FIXED_ROUTE = "/users/<path:userIdentifier>/encounters"
 
 
@@ -43,7 +46,13 @@ def fixed_items(count: int = ITEMS) -> list[dict[str, object]]:
     ]
 
 
-BODY = json.dumps(fixed_items(), separators=(",", ":")).encode()
+@functools.cache
+def fixed_body(count: int = ITEMS) -> bytes:
+    """The compact JSON of `fixed_items(count)`, encoded once per count."""
+    return json.dumps(fixed_items(count), separators=(",", ":")).encode()
+
+
+BODY = fixed_body()
 
 
 def create_fixed_app() -> Flask:
@@ -55,8 +64,10 @@ def create_fixed_app() -> Flask:
 
     @app.get(FIXED_ROUTE)
     def fixed(userIdentifier: str) -> Response:
-        """The same 20 items whoever asks."""
-        return Response(BODY, content_type="application/json; charset=utf-8")
+        """The same 20 items (or `?items=N`) whoever asks."""
+        count = request.args.get(ITEMS_PARAMETER, ITEMS, type=int)
+        body = BODY if count == ITEMS else fixed_body(max(0, min(count, 10_000)))
+        return Response(body, content_type="application/json; charset=utf-8")
 
     @app.get("/health/ready")
     def ready() -> dict[str, str]:

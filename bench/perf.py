@@ -55,6 +55,10 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 ITEMS, BIG_ITEMS = 20, 500
+# Staff members' own lists of these lengths (at 1 connection) give the per-item cost: a linear
+# fit of CPU per request against items; 250 items is also compared with a fixed body as long.
+FIT_ITEMS = (20, 100, 250, BIG_ITEMS)
+SAME_BYTES_ITEMS = 250
 # The issue's setup: 2 sync workers (gunicorn.conf.py's own default here would be 2 x 2 + 1).
 WORKERS = 2
 # The issue's targets.
@@ -62,14 +66,19 @@ MIN_CEILING_SHARE = 0.5
 MAX_STATEMENTS = 2
 MAX_P50_GROWTH = 1.2
 MAX_BIG_P50_MS = 15.0
+MAX_CPU_VS_SAME_BYTES = 5.0
+# Round two's starting point (main at ce545c3, this benchmark, 1M): PostgreSQL CPU of a 250-item
+# answer; the target is half of it (docs/performance.md, "Round two").
+DB_CPU_250_BEFORE_MS = 1.87
 # Below this, the planner rightly reads small tables whole.
 SEQ_SCAN_JUDGED_FROM = 100_000
 # The targets, by name: a MISSED structural one fails the run (bench-ci too, where it is
 # judged); a MISSED one of those judged by a profile (a plan or a timing) adds the profiles.
 STATEMENTS, ANSWERS, INDEX_SCANS = "statements", "answers", "index scans"
 CEILING_SHARE, P50_GROWTH, BIG_P50 = "ceiling share", "p50 growth", "500-item p50"
+SAME_BYTES_CPU, DB_CPU_250 = "250-item CPU vs fixed body", "250-item PostgreSQL CPU"
 STRUCTURAL = (STATEMENTS, ANSWERS, INDEX_SCANS)
-PROFILED = (INDEX_SCANS, CEILING_SHARE, P50_GROWTH, BIG_P50)
+PROFILED = (INDEX_SCANS, CEILING_SHARE, P50_GROWTH, BIG_P50, SAME_BYTES_CPU)
 
 
 @dataclass
@@ -100,6 +109,8 @@ class SizeResult:
     mean_items: float
     mean_big_items: float
     runs: dict[str, dict[str, Any]]
+    # Items per answer of each staff-list run (label -> mean), for the per-item fit.
+    list_items: dict[str, float]
     seq_scans: list[str]
     repeated_probes: list[str]
     plan_ms: dict[str, list[float | None]]
@@ -183,9 +194,10 @@ def fitted(server: Gunicorn, base: str, token: str, starts: datetime, items: int
 
 
 def scenarios(
-    server: Gunicorn, dataset: Dataset, secret: str, users: int, seed: int
-) -> tuple[Scenario, Scenario]:
-    """The 20-item mix (both roles) and the 500-item one (staff members' own lists)."""
+    server: Gunicorn, dataset: Dataset, secret: str, users: int, seed: int, fit: bool = False
+) -> tuple[Scenario, dict[int, Scenario]]:
+    """The 20-item mix (both roles), and staff members' own lists of 500 items (with `fit`, of
+    each of FIT_ITEMS)."""
     settings = Settings.from_mapping({"JWT_SECRET": secret, "JWT_ALGORITHMS": "HS256"})
 
     def token(subject: str, role: str) -> str:
@@ -204,11 +216,27 @@ def scenarios(
     ]
     rng.shuffle(lines)
     staff_members = sorted({staff for staff, _ in pairs})[:20]
-    big = [
-        fitted(server, "/users/me/encounters", token(staff, "StaffMember"), morning, BIG_ITEMS)
-        for staff, morning in zip(staff_members, mornings, strict=False)
-    ]
-    return Scenario("20 items", lines), Scenario("500 items", big)
+    lists = {
+        items: Scenario(
+            f"{items} items",
+            [
+                fitted(server, "/users/me/encounters", token(staff, "StaffMember"), morning, items)
+                for staff, morning in zip(staff_members, mornings, strict=False)
+            ],
+        )
+        for items in (FIT_ITEMS if fit else (BIG_ITEMS,))
+    }
+    return Scenario("20 items", lines), lists
+
+
+def list_label(items: int) -> str:
+    """The run of staff members' own lists of about `items` items, at 1 connection."""
+    return "endpoint 500 items c1" if items == BIG_ITEMS else f"staff list {items} items c1"
+
+
+def fixed_body_line(line: Line, items: int) -> Line:
+    """`line` for the fixed-body app, asking it for a body of `items` items (its `?items=`)."""
+    return Line(f"{line.path}&items={items}", line.token)
 
 
 def verify(server: Gunicorn, scenario: Scenario) -> list[str]:
@@ -240,8 +268,11 @@ class Options:
     workers: int = WORKERS
 
 
-def measure(dataset: Dataset, options: Options) -> tuple[SizeResult, list[RequestPlans]]:
-    """Every run on one dataset: the endpoint (20 and 500 items), then the fixed body."""
+def measure(
+    dataset: Dataset, options: Options, fit: bool = False
+) -> tuple[SizeResult, list[RequestPlans]]:
+    """Every run on one dataset: the endpoint (20 and 500 items; with `fit`, the staff lists of
+    FIT_ITEMS too), then the fixed body (20 items; with `fit`, 250 too)."""
     name = dataset.size.name
     secret = secrets.token_urlsafe(48)
     runs: dict[str, Run] = {}
@@ -258,10 +289,16 @@ def measure(dataset: Dataset, options: Options) -> tuple[SizeResult, list[Reques
     with running_gunicorn(
         dataset.url, secret, log, workers=options.workers, port=free_port(), environment=environment
     ) as server:
-        small, big = scenarios(server, dataset, secret, options.users, options.seed)
-        failures = verify(server, small) + verify(server, big)
+        small, lists = scenarios(server, dataset, secret, options.users, options.seed, fit)
+        big = lists[BIG_ITEMS]
+        failures = verify(server, small)
         print(f"[{name}] 20-item mix: {len(small.lines)} users, {small.item_summary()}")
-        print(f"[{name}] 500-item mix: {len(big.lines)} staff members, {big.item_summary()}")
+        for items, scenario in lists.items():
+            failures += verify(server, scenario)
+            print(
+                f"[{name}] {items}-item lists: {len(scenario.lines)} staff members, "
+                f"{scenario.item_summary()}"
+            )
         plans: list[RequestPlans] = []
         if options.explain:
             student = next(line for line in small.lines if "/users/me/" in line.path)
@@ -278,7 +315,8 @@ def measure(dataset: Dataset, options: Options) -> tuple[SizeResult, list[Reques
             print("\n".join(f"[{name}] {text}" for text in plan_report(plans)))
         run(server, small.lines, "endpoint 20 items", options.connections)
         run(server, small.lines, "endpoint 20 items c1", 1)
-        run(server, big.lines, "endpoint 500 items c1", 1)
+        for items, scenario in lists.items():
+            run(server, scenario.lines, list_label(items), 1)
     with running_gunicorn(
         dataset.url,
         secret,
@@ -290,6 +328,12 @@ def measure(dataset: Dataset, options: Options) -> tuple[SizeResult, list[Reques
     ) as fixed:
         run(fixed, small.lines, "fixed body", options.connections)
         run(fixed, small.lines, "fixed body c1", 1)
+        if fit:
+            # The same requests, answered with a fixed body of as many items (and bytes).
+            long = [
+                fixed_body_line(line, SAME_BYTES_ITEMS) for line in lists[SAME_BYTES_ITEMS].lines
+            ]
+            run(fixed, long, f"fixed body {SAME_BYTES_ITEMS} items c1", 1)
     result = SizeResult(
         name=name,
         encounters=dataset.encounters,
@@ -298,6 +342,10 @@ def measure(dataset: Dataset, options: Options) -> tuple[SizeResult, list[Reques
         built_seconds=dataset.built_seconds,
         mean_items=sum(small.items) / max(len(small.items), 1),
         mean_big_items=sum(big.items) / max(len(big.items), 1),
+        list_items={
+            list_label(items): sum(scenario.items) / max(len(scenario.items), 1)
+            for items, scenario in lists.items()
+        },
         runs={
             label: {**asdict(r), "requests_per_second": r.requests_per_second}
             for label, r in runs.items()
@@ -404,7 +452,76 @@ def judge(results: list[SizeResult], timings: bool) -> dict[str, Target]:
         f"{big:.2f} ms (1 connection, {largest.mean_big_items:.0f} items)",
         "" if big < MAX_BIG_P50_MS else f"misses by {big - MAX_BIG_P50_MS:.2f} ms",
     )
+    same_bytes = f"fixed body {SAME_BYTES_ITEMS} items c1"
+    if same_bytes not in largest.runs:
+        targets[SAME_BYTES_CPU] = Target(f"{SAME_BYTES_ITEMS} items: server CPU", None, "-")
+        targets[DB_CPU_250] = Target(f"{SAME_BYTES_ITEMS} items: PostgreSQL CPU", None, "-")
+        return targets
+    endpoint_run = _run(largest, list_label(SAME_BYTES_ITEMS))
+    app, ceiling_cpu = (
+        endpoint_run["app_cpu_ms_per_request"],
+        _run(largest, same_bytes)["app_cpu_ms_per_request"],
+    )
+    times = app / ceiling_cpu if ceiling_cpu else float("inf")
+    items = largest.list_items[list_label(SAME_BYTES_ITEMS)]
+    targets[SAME_BYTES_CPU] = Target(
+        f"{SAME_BYTES_ITEMS} items: server CPU <= {MAX_CPU_VS_SAME_BYTES:.0f}x a fixed body "
+        f"as long ({largest.name})",
+        times <= MAX_CPU_VS_SAME_BYTES if timings else None,
+        f"{app:.2f} ms / {ceiling_cpu:.2f} ms = {times:.1f}x ({items:.0f} items, 1 connection)",
+        "" if times <= MAX_CPU_VS_SAME_BYTES else f"misses by {times - MAX_CPU_VS_SAME_BYTES:.1f}x",
+    )
+    database = endpoint_run["db_cpu_ms_per_request"]
+    limit = DB_CPU_250_BEFORE_MS / 2
+    targets[DB_CPU_250] = Target(
+        f"{SAME_BYTES_ITEMS} items: PostgreSQL CPU <= half of round two's start "
+        f"({DB_CPU_250_BEFORE_MS:.2f} ms; {largest.name})",
+        database <= limit if timings else None,
+        f"{database:.2f} ms per request",
+        "" if database <= limit else f"misses by {database - limit:.2f} ms",
+    )
     return targets
+
+
+FIT_COLUMNS = {
+    "app CPU": "app_cpu_ms_per_request",
+    "PostgreSQL CPU": "db_cpu_ms_per_request",
+    "p50 latency": "p50_ms",
+}
+
+
+def per_item_fit(result: SizeResult) -> dict[str, tuple[float, float]]:
+    """Least-squares line of each FIT_COLUMNS figure against items per answer, over the staff
+    lists of FIT_ITEMS: (µs per item, ms at zero items). Empty without those runs."""
+    points = [
+        (result.list_items[label], result.runs[label])
+        for label in (list_label(items) for items in FIT_ITEMS)
+        if label in result.runs and label in result.list_items
+    ]
+    if len(points) < 2:
+        return {}
+    xs = [x for x, _ in points]
+    mean_x = sum(xs) / len(xs)
+    spread = sum((x - mean_x) ** 2 for x in xs)
+    fits = {}
+    for name, column in FIT_COLUMNS.items():
+        ys = [run[column] for _, run in points]
+        mean_y = sum(ys) / len(ys)
+        slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
+        fits[name] = (slope * 1000, mean_y - slope * mean_x)
+    return fits
+
+
+def fit_report(result: SizeResult) -> list[str]:
+    """The per-item fit, one line per figure."""
+    fits = per_item_fit(result)
+    if not fits:
+        return []
+    sizes = ", ".join(f"{result.list_items[list_label(n)]:.0f}" for n in FIT_ITEMS)
+    lines = [f"PER-ITEM FIT ({result.name}, staff members' own lists of {sizes} items, c1)"]
+    for name, (per_item, fixed) in fits.items():
+        lines.append(f"  {name:<15} {per_item:7.2f} µs per item + {fixed:6.2f} ms per request")
+    return lines
 
 
 def profile(dataset: Dataset, lines: list[Line], secret: str, title: str, requests: int) -> str:
@@ -436,8 +553,8 @@ def tokens_for_profile(
     with running_gunicorn(
         dataset.url, secret, Path(os.devnull), workers=1, port=free_port()
     ) as server:
-        small, big = scenarios(server, dataset, secret, users, seed)
-    return small.lines, big.lines
+        small, lists = scenarios(server, dataset, secret, users, seed)
+    return small.lines, lists[BIG_ITEMS].lines
 
 
 # --- the command ------------------------------------------------------------------------------
@@ -494,6 +611,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rebuild", action="store_true", help="rebuild the size databases")
     parser.add_argument("--no-explain", dest="explain", action="store_false")
+    parser.add_argument(
+        "--no-profile", dest="profile", action="store_false", help="not even for a missed target"
+    )
     parser.add_argument(
         "--server-url",
         default=os.environ.get("BENCH_SERVER_URL") or DEFAULT_SERVER,
@@ -560,11 +680,15 @@ def main() -> int:
                 url = database_url(arguments.server_url, arguments.prefix + name)
             dataset = prepare(SIZES[name], url, rebuild=arguments.rebuild or arguments.ci)
             datasets.append(dataset)
-            result, _plans = measure(dataset, options)
+            result, _plans = measure(dataset, options, fit=name == names[-1])
             results.append(result)
         targets = judge(results, timings=not arguments.ci)
         profiles = []
-        if not arguments.ci and any(targets[name].met is False for name in PROFILED):
+        if (
+            arguments.profile
+            and not arguments.ci
+            and any(targets[name].met is False for name in PROFILED if name in targets)
+        ):
             secret = secrets.token_urlsafe(48)
             small, big = tokens_for_profile(datasets[-1], secret, 20, arguments.seed)
             profiles.append(profile(datasets[-1], small, secret, "20-item mix", 300))
@@ -579,6 +703,10 @@ def main() -> int:
     print(f"TARGETS ({'CI: correctness only, timings not judged' if arguments.ci else 'full run'})")
     for target in targets.values():
         print("  " + target.row())
+    fit = fit_report(results[-1])
+    if fit:
+        print()
+        print("\n".join(fit))
     for text in profiles:
         print()
         print(text)
@@ -591,6 +719,10 @@ def main() -> int:
         "elapsed_seconds": round(time.time() - started),
         "sizes": [asdict(r) for r in results],
         "targets": [asdict(t) for t in targets.values()],
+        "per_item_fit": {
+            name: {"us_per_item": per_item, "ms_per_request": fixed}
+            for name, (per_item, fixed) in per_item_fit(results[-1]).items()
+        },
     }
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
     arguments.output.write_text(json.dumps(document, indent=2, default=str) + "\n")
@@ -621,8 +753,10 @@ def markdown(document: dict[str, Any]) -> str:
         fixed = size["runs"].get("fixed body", {}).get("requests_per_second") or 0
         for label, run in size["runs"].items():
             items = (
-                f"{size['mean_big_items']:.0f}"
-                if "500" in label
+                f"{size['list_items'][label]:.0f}"
+                if label in size["list_items"]
+                else f"{SAME_BYTES_ITEMS} (fixed)"
+                if label == f"fixed body {SAME_BYTES_ITEMS} items c1"
                 else ""
                 if label.startswith("fixed")
                 else f"{size['mean_items']:.1f}"
@@ -643,6 +777,12 @@ def markdown(document: dict[str, Any]) -> str:
         verdict = {True: "MET", False: "**MISSED**", None: "n/a"}[target["met"]]
         detail = f" ({target['detail']})" if target["detail"] else ""
         lines.append(f"| {target['name']} | {verdict} | {target['figure']}{detail} |")
+    fits = document.get("per_item_fit") or {}
+    if fits:
+        lines += ["", "| per-item fit (largest size) | µs per item | ms per request at 0 items |"]
+        lines.append("|---|---:|---:|")
+        for name, fit in fits.items():
+            lines.append(f"| {name} | {fit['us_per_item']:.2f} | {fit['ms_per_request']:.2f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -1,6 +1,7 @@
-"""docs/latency.png: p50 and p99 latency against data size, from the last benchmark run.
+"""From the last benchmark run: docs/latency.png (p50 and p99 latency against data size) and
+docs/answer-size.png (latency and server CPU against answer size, largest dataset).
 
-python -m bench.plot [bench/results/latest.json] [docs/latency.png]
+python -m bench.plot [bench/results/latest.json] [docs/latency.png] [docs/answer-size.png]
 """
 
 from __future__ import annotations
@@ -56,12 +57,58 @@ def plot(document: dict[str, Any], output: Path) -> None:
     plt.close(figure)
 
 
+def plot_answer_size(document: dict[str, Any], output: Path) -> bool:
+    """p50 latency, app CPU and PostgreSQL CPU per request against items per answer (staff
+    members' own lists, 1 connection) on the largest dataset, with the fixed bodies' CPU."""
+    size = document["sizes"][-1]
+    points = sorted(
+        (size["list_items"][label], run)
+        for label, run in size["runs"].items()
+        if label in size.get("list_items", {})
+    )
+    if len(points) < 2:
+        return False
+    items = [x for x, _ in points]
+    figure, axes = plt.subplots(figsize=(8, 4.5), dpi=100)
+    for column, legend, style in (
+        ("p50_ms", "p50 latency", "o-"),
+        ("app_cpu_ms_per_request", "server CPU (gunicorn)", "s-"),
+        ("db_cpu_ms_per_request", "PostgreSQL CPU", "^-"),
+    ):
+        axes.plot(items, [run[column] for _, run in points], style, label=legend)
+    for label, count, colour in (
+        ("fixed body c1", 20, "tab:gray"),
+        ("fixed body 250 items c1", 250, "black"),
+    ):
+        if label in size["runs"]:
+            cpu = size["runs"][label]["app_cpu_ms_per_request"]
+            axes.plot([count], [cpu], "D", color=colour, label=f"fixed body, {count} items: CPU")
+    axes.set_xlabel("items per answer (a staff member's own list)")
+    axes.set_ylabel("ms per request")
+    axes.set_ylim(bottom=0)
+    axes.set_title(
+        f"{size['name']} encounters, 1 connection, gunicorn {document.get('workers', 2)} sync "
+        f"workers; revision {document.get('revision', '?')}",
+        fontsize=9,
+    )
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(output)
+    plt.close(figure)
+    return True
+
+
 def main() -> int:
-    """Read the results, write the PNG."""
+    """Read the results, write the PNGs."""
     source = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "bench" / "results" / "latest.json"
     output = Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT / "docs" / "latency.png"
-    plot(json.loads(source.read_text()), output)
+    answers = Path(sys.argv[3]) if len(sys.argv) > 3 else ROOT / "docs" / "answer-size.png"
+    document = json.loads(source.read_text())
+    plot(document, output)
     print(f"plot: {output}")
+    if plot_answer_size(document, answers):
+        print(f"plot: {answers}")
     return 0
 
 

@@ -6,8 +6,9 @@ import functools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
-from sqlalchemy import Select, and_, bindparam, case, func, literal, not_, select, union_all
+from sqlalchemy import Select, and_, bindparam, case, literal, not_, select, union_all
 from sqlalchemy.sql.elements import ColumnElement, Label
 
 from service.db import db
@@ -52,9 +53,8 @@ class Window:
         return cls(starts, ends)
 
 
-@dataclass(frozen=True)
-class AvailableEncounter:
-    """One row of the answer."""
+class AvailableEncounter(NamedTuple):
+    """One row of the answer, as the list statement selects it (a tuple: no object per row)."""
 
     unit_number: int
     id: uuid.UUID
@@ -68,8 +68,11 @@ class AvailableEncounter:
 
     @property
     def duration(self) -> int:
-        """Whole minutes from start to end."""
-        return int((self.ends_at - self.starts_at).total_seconds() // 60)
+        """Whole minutes from start to end (integer arithmetic: exact at any length)."""
+        return (self.ends_at - self.starts_at) // _MINUTE
+
+
+_MINUTE = timedelta(minutes=1)
 
 
 def available_encounters(
@@ -93,7 +96,7 @@ def available_encounters(
     }
     # all(): one fetchall, not a fetchone per row.
     rows = db.connection.execute(_statement(shape), parameters).all()
-    return [AvailableEncounter(*row) for row in rows]
+    return list(map(AvailableEncounter._make, rows))
 
 
 @dataclass(frozen=True)
@@ -161,17 +164,16 @@ def _scopes(shape: _Shape) -> list[ColumnElement[bool]]:
 
 
 def _status() -> Label[str]:
-    """Booked, Full or Available: one index-only scan of the encounter's active bookings."""
-    mine = func.sum(case((Booking.user_id == bindparam("user_id"), 1), else_=0))
-    return (
-        select(
-            case(
-                (mine > 0, literal("Booked")),
-                (func.count() >= Encounter.capacity, literal("Full")),
-                else_=literal("Available"),
-            )
-        )
-        .where(Booking.encounter_id == Encounter.id, not_(Booking.cancelled))
-        .scalar_subquery()
-        .label("status")
+    """Booked, Full or Available, from the row itself and the target's own active bookings.
+
+    `active_bookings` is kept by triggers (migration 0003); the target's bookings are read once
+    per statement (a hashed subplan), not probed once per row.
+    """
+    mine = select(Booking.encounter_id).where(
+        Booking.user_id == bindparam("user_id"), not_(Booking.cancelled)
     )
+    return case(
+        (Encounter.id.in_(mine), literal("Booked")),
+        (Encounter.active_bookings >= Encounter.capacity, literal("Full")),
+        else_=literal("Available"),
+    ).label("status")

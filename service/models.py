@@ -124,6 +124,8 @@ class Encounter(Base):
     is_online: Mapped[bool] = mapped_column(default=False)
     capacity: Mapped[int]
     cancelled: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Kept by triggers on `bookings` (migration 0003); no writer sets it.
+    active_bookings: Mapped[int] = mapped_column(server_default=text("0"))
 
 
 class Booking(Base):
@@ -134,6 +136,14 @@ class Booking(Base):
             "ix_bookings_active",
             "encounter_id",
             "user_id",
+            postgresql_where=text("NOT cancelled"),
+            sqlite_where=text("cancelled = 0"),
+        ),
+        # A target's own active bookings (their `Booked`), read once per list.
+        Index(
+            "ix_bookings_user_active",
+            "user_id",
+            "encounter_id",
             postgresql_where=text("NOT cancelled"),
             sqlite_where=text("cancelled = 0"),
         ),

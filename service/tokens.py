@@ -11,7 +11,8 @@ import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from service.config import Settings
-from service.jwks import JwksKeys, UnknownSigningKey
+from service.jwks import JwksKeys, KeySetUnavailable, UnknownSigningKey
+from service.verified_tokens import Verified, VerifiedTokens
 
 REALM = "encounters"
 _TIME_CLAIMS = ("exp", "nbf", "iat")
@@ -53,6 +54,7 @@ class TokenVerifier:
         self.algorithms = list(settings.jwt_algorithms)
         self._key: Any = None
         self._jwks: JwksKeys | None = None
+        self._verified = VerifiedTokens()
         if settings.jwt_secret is not None:
             self._key = settings.jwt_secret.encode()
         elif settings.jwt_public_key is not None:
@@ -64,17 +66,37 @@ class TokenVerifier:
     def authenticate(self, authorization: str | None) -> Principal:
         """Verify an `Authorization` header value and return the principal it carries."""
         token = bearer_token(authorization)
-        claims = self.verify(token)
-        return Principal(subject=self._subject(claims), roles=self._roles(claims))
+        remembered = self._verified.get(token)
+        if remembered is not None and self._still_signed_by(remembered):
+            principal: Principal = remembered.principal
+            return principal
+        header, key, claims = self._verify(token)
+        principal = Principal(subject=self._subject(claims), roles=self._roles(claims))
+        kid = header.get("kid") if self._jwks is not None else None
+        self._verified.put(token, Verified(principal, claims["exp"], kid, key))
+        return principal
 
     def verify(self, token: str) -> dict[str, Any]:
         """Check the token's header, signature and registered claims; return its claims."""
+        return self._verify(token)[2]
+
+    def _still_signed_by(self, remembered: Verified) -> bool:
+        """Whether the key that verified a remembered token is still the deployment's key."""
+        if self._jwks is None:
+            return True
+        try:
+            return self._jwks.key(remembered.kid or "") is remembered.key
+        except (UnknownSigningKey, KeySetUnavailable):  # verified afresh, which says why
+            return False
+
+    def _verify(self, token: str) -> tuple[dict[str, Any], Any, dict[str, Any]]:
         try:
             header = jwt.get_unverified_header(token)
             self._check_header(header)
+            key = self._signing_key(header)
             claims: dict[str, Any] = jwt.decode(
                 token,
-                self._signing_key(header),
+                key,
                 algorithms=self.algorithms,
                 audience=self.settings.jwt_audience,
                 issuer=self.settings.jwt_issuer,
@@ -106,7 +128,7 @@ class TokenVerifier:
             value = claims.get(name)
             if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
                 raise Unauthenticated(f"the '{name}' claim must be a number")
-        return claims
+        return header, key, claims
 
     def _check_header(self, header: dict[str, Any]) -> None:
         if header.get("alg") not in self.algorithms:

@@ -15,7 +15,7 @@ from werkzeug.routing import PathConverter
 
 from schemas.encounters import EncounterQuerySchema, EncounterSchema
 from service.directory import DirectoryUser, UserResolver
-from service.encounters import Window, available_encounters
+from service.encounters import AvailableEncounter, Window, available_encounters
 from service.identifiers import (
     ME,
     IdentifierKind,
@@ -25,8 +25,7 @@ from service.identifiers import (
 )
 from service.policy import Caller, Decision, may_view
 from service.problems import FORBIDDEN_DETAIL, NOT_FOUND_DETAIL, abort
-from service.representations import JSON_TYPES, json_response, negotiate
-from service.serialization import compile_json
+from service.representations import JSON_TYPES, compile_json, json_response, negotiate
 from service.tokens import Principal, TokenVerifier
 
 
@@ -63,7 +62,7 @@ blp = Blueprint(
     description="The encounters a student can book or a staff member can see.",
 )
 # EncounterSchema's own output, without marshmallow's per-field work for every encounter.
-_encounters_json = compile_json(EncounterSchema)
+_encounters_json = compile_json(EncounterSchema, AvailableEncounter)
 
 _USER_IDENTIFIER = {
     "in": "path",

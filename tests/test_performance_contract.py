@@ -3,8 +3,9 @@ JSON body proven equal to the schema's own output.
 
 - (i) A request makes at most two SQL statements (resolver, list), and the same number for an
   answer of one encounter as for hundreds, for a student and a staff member, by any path.
-- (ii) `service.serialization.compile_json(EncounterSchema)` writes exactly the bytes the app's
-  JSON provider writes for `EncounterSchema(many=True).dump(...)`, over random encounters.
+- (ii) `service.representations.compile_json(EncounterSchema, AvailableEncounter)` writes exactly
+  the bytes the app's JSON provider writes for `EncounterSchema(many=True).dump(...)`, over
+  random rows.
 - (iii) Each statement reads encounters, bookings and users through an index condition, never a
   full scan (PostgreSQL: EXPLAIN with seq scans discouraged; SQLite: EXPLAIN QUERY PLAN).
 """
@@ -32,8 +33,7 @@ from schemas.encounters import EncounterSchema
 from service.db import db
 from service.encounters import AvailableEncounter
 from service.models import INT32_MAX, Booking, Encounter
-from service.representations import OrjsonProvider
-from service.serialization import compile_json
+from service.representations import OrjsonProvider, compile_json
 from tests.database import backend_name
 from tests.dataset import BASE, Dataset
 from tests.tokens import Tokens
@@ -171,7 +171,7 @@ PROPERTY_SETTINGS = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-_COMPILED = compile_json(EncounterSchema)
+_COMPILED = compile_json(EncounterSchema, AvailableEncounter)
 _SCHEMA = EncounterSchema(many=True)
 _PROVIDER = OrjsonProvider(Flask(__name__))
 
@@ -213,13 +213,28 @@ def test_key_order_is_the_schemas() -> None:
 
 
 def test_a_schema_it_cannot_compile_is_refused() -> None:
+    from typing import NamedTuple
+
     from marshmallow import Schema, fields
 
     class Priced(Schema):
         price = fields.Decimal()
 
+    class PricedRow(NamedTuple):
+        price: Any
+
     with pytest.raises(TypeError, match="price"):
-        compile_json(Priced)
+        compile_json(Priced, PricedRow)
+
+
+def test_a_field_the_row_does_not_hold_is_refused() -> None:
+    from typing import NamedTuple
+
+    class Partial(NamedTuple):
+        unit_number: int
+
+    with pytest.raises(TypeError, match="'Id'"):
+        compile_json(EncounterSchema, Partial)
 
 
 # --- (iii) every statement is index-backed --------------------------------------------------

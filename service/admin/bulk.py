@@ -37,10 +37,12 @@ def upsert_rows(
 ) -> int:
     """Insert `rows`, or update the row that has the same `keys`, in batches of executemany."""
     insert = _dialect_insert(connection)(table)
+    # Only the columns the rows carry: one the database keeps (a count) is never overwritten.
+    carried = set().union(*(row.keys() for row in rows))
     changing = {
         column.name: insert.excluded[column.name]
         for column in table.columns
-        if column.name not in keys
+        if column.name not in keys and column.name in carried
     }
     statement = (
         insert.on_conflict_do_update(index_elements=list(keys), set_=changing)
@@ -64,7 +66,13 @@ def _dialect_insert(connection: Connection) -> Callable[[Table], Any]:
 
 
 def _copy_rows(connection: Connection, table: Table, rows: Iterable[dict[str, Any]]) -> int:
-    names = [column.name for column in table.columns]
+    iterator = iter(rows)
+    first = next(iterator, None)
+    if first is None:
+        return 0
+    rows = itertools.chain([first], iterator)
+    # The columns the rows carry: one the database keeps (a count) takes its default.
+    names = [column.name for column in table.columns if column.name in first]
     # COPY bypasses SQLAlchemy's type processing: values go to psycopg as they are.
     driver = connection.connection.driver_connection
     assert driver is not None
