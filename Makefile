@@ -13,7 +13,7 @@ ROLE ?=
 TTL ?= 43200
 RUN_PORT ?= 8000
 
-.PHONY: run token test readme-test lint check clean bench bench-ci lock kube-check image-check
+.PHONY: run token test readme-test lint check clean bench bench-ci lock kube-check image-check scale-packages scale-check
 
 # Serving needs the runtime lock only (requirements.txt); the code runs from this folder, so the
 # project itself is not installed. pip checks every file against the lock's hashes.
@@ -110,6 +110,22 @@ kube-check: $(BIN)/.dev-installed
 # podman, runc, debootstrap: .ci/run installs them). docs/image.md tells what it proves.
 image-check:
 	bash deploy/image/check.sh
+
+# Debian's PgBouncer, HAProxy and wrk (scale-check; tests/test_pgbouncer.py). Should the package start
+# its own service, that is stopped and disabled: scale-check starts its own, on its own ports.
+scale-packages:
+	@if ! command -v pgbouncer >/dev/null || ! command -v haproxy >/dev/null || ! command -v wrk >/dev/null; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q pgbouncer haproxy wrk && \
+		for unit in pgbouncer haproxy; do \
+			(invoke-rc.d $$unit stop; update-rc.d $$unit disable) >/dev/null 2>&1 || true; \
+		done; \
+	fi
+
+# The scale-out proof (docs/scaling.md): a streaming replica on 5433, PgBouncer on 6432, 3 gunicorn
+# instances behind HAProxy, all on 127.0.0.1; < 4 min. Root, PostgreSQL 15 on 5432.
+# SCALE_REPLICA_PORT and SCALE_PGBOUNCER_PORT move it to other ports.
+scale-check: $(BIN)/.bench-installed scale-packages
+	$(BIN)/python -m bench.scale_check
 
 # Keeps instance/encounters.db and the rest of instance/: data loaded with `load-data` is yours.
 clean:

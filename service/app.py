@@ -65,7 +65,12 @@ def create_app(config: Mapping[str, Any] | None = None, *, token_key: bool = Tru
         },
     )
     app.extensions["encounters.settings"] = settings
-    db.init_app(app, settings.database_url)
+    db.init_app(
+        app,
+        settings.database_url,
+        replica_url=settings.database_replica_url,
+        prepared_statements=settings.database_prepared_statements,
+    )
     init_request_ids(app)
     init_access_log(app)
     init_metrics(app)

@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 DEFAULT_DATABASE_URL = "sqlite:///instance/encounters.db"
 MIN_SECRET_BYTES = 32
@@ -32,6 +34,10 @@ class Settings:
     """Every setting the service reads, already parsed and checked."""
 
     database_url: str = DEFAULT_DATABASE_URL
+    # A hot standby for every request's reads (SPEC 10); the CLI keeps to database_url.
+    database_replica_url: str | None = None
+    # off: psycopg never prepares, for a pooler in transaction mode (PgBouncer before 1.22).
+    database_prepared_statements: bool = True
     jwt_secret: str | None = None
     jwt_public_key: str | None = None
     jwt_jwks_url: str | None = None
@@ -73,11 +79,30 @@ class Settings:
                 raise ConfigError(f"{name} must be at least {minimum}, got {number}")
             return number
 
+        def switch(name: str, default: bool) -> bool:
+            raw = text(name)
+            if raw is None:
+                return default
+            if raw.strip().lower() not in ("on", "off"):
+                raise ConfigError(f"{name} must be on or off, got {raw!r}")
+            return raw.strip().lower() == "on"
+
+        def database(name: str) -> str | None:
+            url = text(name)
+            if url is not None:
+                try:
+                    make_url(url)
+                except ArgumentError:
+                    raise ConfigError(f"{name} is not a database URL") from None
+            return url
+
         algorithms = tuple(
             a.strip() for a in (text("JWT_ALGORITHMS") or "").split(",") if a.strip()
         )
         settings = cls(
-            database_url=text("DATABASE_URL", DEFAULT_DATABASE_URL) or DEFAULT_DATABASE_URL,
+            database_url=database("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            database_replica_url=database("DATABASE_REPLICA_URL"),
+            database_prepared_statements=switch("DATABASE_PREPARED_STATEMENTS", True),
             jwt_secret=text("JWT_SECRET"),
             jwt_public_key=text("JWT_PUBLIC_KEY"),
             jwt_jwks_url=text("JWT_JWKS_URL"),

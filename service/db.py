@@ -23,49 +23,73 @@ class Database:
     A request only reads, so its connection runs each statement on its own (autocommit): no
     BEGIN and ROLLBACK round trips around the request's two statements, and no ORM session to
     set up and tear down. Writers (the CLI commands) use `engine`, in transactions of their own.
+    With a read replica, requests read there and `engine` stays on the primary.
     """
 
-    def init_app(self, app: Flask, url: str) -> None:
+    def init_app(
+        self,
+        app: Flask,
+        url: str,
+        *,
+        replica_url: str | None = None,
+        prepared_statements: bool = True,
+    ) -> None:
         """Bind the app to the database at `url` (nothing connects until first use)."""
-        app.extensions["encounters.db"] = _Binding(url)
+        app.extensions["encounters.db"] = _Binding(url, replica_url, prepared_statements)
         app.teardown_appcontext(_close_connection)
 
-    def on_new_engine(self, app: Flask, hook: Callable[[Engine], None]) -> None:
-        """Call `hook` with every engine the app makes: its first, and each forked worker's."""
+    def on_new_engines(self, app: Flask, hook: Callable[[list[Engine]], None]) -> None:
+        """Call `hook` with the engines the app makes (primary, replica): first, and per worker."""
         binding: _Binding = app.extensions["encounters.db"]
         binding.hooks.append(hook)
 
     @property
     def engine(self) -> Engine:
-        """The current app's engine, made anew in a forked worker."""
+        """The current app's engine on the primary, made anew in a forked worker."""
         binding: _Binding = current_app.extensions["encounters.db"]
         return binding.engine()
 
     @property
     def connection(self) -> Connection:
-        """The read-only (autocommit) connection of the current request, opened on first use."""
+        """The read-only (autocommit) connection of the current request, opened on first use.
+
+        On the read replica when there is one: a request never writes.
+        """
         if "db_connection" not in g:
             binding: _Binding = current_app.extensions["encounters.db"]
             g.db_connection = binding.connect()
         connection: Connection = g.db_connection
         return connection
 
+    def dispose(self) -> None:
+        """Close every pooled connection of the current app (primary and replica)."""
+        binding: _Binding = current_app.extensions["encounters.db"]
+        binding.dispose()
+
 
 class _Binding:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, replica_url: str | None, prepared_statements: bool) -> None:
         self.url = url
+        self.replica_url = replica_url
+        self.prepared_statements = prepared_statements
         self._pid: int | None = None
         self._engine: Engine | None = None
+        self._replica: Engine | None = None
         self._reader: Engine | None = None
-        self.hooks: list[Callable[[Engine], None]] = []
+        self.hooks: list[Callable[[list[Engine]], None]] = []
 
     def engine(self) -> Engine:
         # A pool inherited across fork() would share sockets between workers.
         if self._engine is None or self._pid != os.getpid():
-            self._engine = make_engine(self.url)
+            self._engine = make_engine(self.url, prepared_statements=self.prepared_statements)
+            if self.replica_url is not None:
+                self._replica = make_engine(
+                    self.replica_url, prepared_statements=self.prepared_statements
+                )
             for hook in self.hooks:
-                hook(self._engine)
-            self._reader = self._engine.execution_options(isolation_level="AUTOCOMMIT")
+                hook([engine for engine in (self._engine, self._replica) if engine is not None])
+            reads = self._replica or self._engine
+            self._reader = reads.execution_options(isolation_level="AUTOCOMMIT")
             self._pid = os.getpid()
         return self._engine
 
@@ -74,9 +98,19 @@ class _Binding:
         assert self._reader is not None
         return self._reader.connect()
 
+    def dispose(self) -> None:
+        for engine in (self._engine, self._replica):
+            if engine is not None:
+                engine.dispose()
 
-def make_engine(url: str, **options: Any) -> Engine:
-    """An engine for `url`, with SQLite made strict and its folder created."""
+
+def make_engine(url: str, *, prepared_statements: bool = True, **options: Any) -> Engine:
+    """An engine for `url`, with SQLite made strict and its folder created.
+
+    `prepared_statements=False`: psycopg never prepares a statement on the server, so the
+    engine works through a pooler in transaction mode that cannot hold them (each transaction
+    may land on another server connection).
+    """
     parsed = make_url(url)
     # Statement parameters (emails, say) must never end up in an exception message or a log.
     options.setdefault("hide_parameters", True)
@@ -98,6 +132,8 @@ def make_engine(url: str, **options: Any) -> Engine:
             "keepalives_interval": 10,
             "keepalives_count": 3,
             "tcp_user_timeout": 10_000,
+            # psycopg's default, 5: prepared from a statement's sixth execution on.
+            "prepare_threshold": 5 if prepared_statements else None,
         },
     )
     engine = create_engine(url, **options)
@@ -135,6 +171,9 @@ def ping_after_idle(engine: Engine, idle_seconds: float = PING_AFTER_IDLE_SECOND
 
 def _utc_session(connection: Any, _record: Any) -> None:
     # psycopg then returns timestamps with datetime.UTC itself: no conversion per value.
+    # TimeZone is one of the settings PgBouncer tracks per client and restores on whichever
+    # server connection the client's next transaction gets; a startup `options=-c timezone=UTC`
+    # would be refused by PgBouncer ("unsupported startup parameter: options").
     cursor = connection.cursor()
     cursor.execute("SET TIME ZONE 'UTC'")
     cursor.close()

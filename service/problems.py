@@ -176,6 +176,9 @@ def register_error_handlers(app: Flask) -> None:
             return problem(400, INVALID_IDENTIFIER_DETAIL, errors=error.errors)
         return problem(400, INVALID_PARAMETERS_DETAIL, errors=error.errors)
 
+    # OperationalError covers a read replica's recovery conflicts too: psycopg's
+    # SerializationFailure (40001, "canceling statement due to conflict with recovery") and
+    # DeadlockDetected (40P01) are OperationalErrors, and so is a connection it terminated.
     @app.errorhandler(DirectoryUnavailable)
     @app.errorhandler(KeySetUnavailable)
     @app.errorhandler(OperationalError)

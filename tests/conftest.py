@@ -57,7 +57,7 @@ def app(config: dict[str, Any]) -> Iterator[Flask]:
     application.config["TESTING"] = True
     yield application
     with application.app_context():
-        db.engine.dispose()
+        db.dispose()
 
 
 @pytest.fixture

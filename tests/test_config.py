@@ -46,6 +46,9 @@ REFUSED = [
     ({"JWT_SECRET": SECRET, "JWT_PUBLIC_KEY": RSA_PEM}, "set only one token key source"),
     ({"JWT_SECRET": SECRET, "JWT_ALGORITHMS": "XS999"}, "unsupported algorithms"),
     ({"JWT_SECRET": SECRET, "JWT_LEEWAY_SECONDS": "soon"}, "JWT_LEEWAY_SECONDS must be a whole"),
+    ({"JWT_SECRET": SECRET, "DATABASE_PREPARED_STATEMENTS": "no"}, "must be on or off, got 'no'"),
+    ({"JWT_SECRET": SECRET, "DATABASE_PREPARED_STATEMENTS": "0"}, "must be on or off"),
+    ({"JWT_SECRET": SECRET, "DATABASE_REPLICA_URL": "replica:5433"}, "is not a database URL"),
 ]
 
 
@@ -78,11 +81,26 @@ def test_good_configuration_settles_its_algorithms(
     assert Settings.from_mapping(values).jwt_algorithms == algorithms
 
 
+@pytest.mark.parametrize(
+    ("values", "replica", "prepared"),
+    [
+        ({}, None, True),
+        ({"DATABASE_PREPARED_STATEMENTS": "on"}, None, True),
+        ({"DATABASE_PREPARED_STATEMENTS": " OFF "}, None, False),
+        ({"DATABASE_REPLICA_URL": "postgresql+psycopg://ro@standby/db"}, "postgresql+psycopg://ro@standby/db", True),
+    ],
+)  # fmt: skip
+def test_scale_out_settings(values: dict[str, str], replica: str | None, prepared: bool) -> None:
+    settings = Settings.from_mapping({"JWT_SECRET": SECRET, **values})
+    assert settings.database_replica_url == replica
+    assert settings.database_prepared_statements is prepared
+
+
 def _run(command: list[str], environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
     clean = {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith(("JWT_", "PROMETHEUS_", "WEB_CONCURRENCY", "DATABASE_URL"))
+        if not name.startswith(("JWT_", "PROMETHEUS_", "WEB_CONCURRENCY", "DATABASE_"))
     }
     return subprocess.run(
         command,
@@ -101,6 +119,7 @@ GUNICORN_REFUSALS = [
     # (gunicorn itself reads WEB_CONCURRENCY first, and fails with a traceback on a non-number.)
     ({"JWT_SECRET": SECRET, "WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY must be a whole number"),
     ({"JWT_SECRET": SECRET, "GUNICORN_TIMEOUT": "soon"}, "GUNICORN_TIMEOUT must be a whole"),
+    ({"JWT_SECRET": SECRET, "DATABASE_PREPARED_STATEMENTS": "maybe"}, "must be on or off"),
 ]
 
 

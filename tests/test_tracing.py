@@ -344,3 +344,14 @@ def test_the_scrubber_masks_what_any_attribute_event_or_status_carries(tokens: T
     assert clean.name == "look up [email]"
     assert clean.status.description == "no user [email]"
     assert clean.events[0].attributes == {"exception.message": "bad token [token]"}
+
+
+def test_statements_on_a_read_replica_are_spans_too(
+    config: dict[str, Any], dataset: Dataset, tokens: Tokens, spans: InMemorySpanExporter
+) -> None:
+    # The same database stands in for the replica: reads go there, and are traced.
+    app = create_app({**config, "DATABASE_REPLICA_URL": config["DATABASE_URL"]})
+    response = app.test_client().get("/users/me/encounters", headers=tokens.header())
+    assert response.status_code == 200
+    statements = [s for s in spans.get_finished_spans() if "db.statement" in (s.attributes or {})]
+    assert len(statements) == 2

@@ -20,9 +20,9 @@ def live() -> dict[str, Any]:
 
 
 @blp.route("/ready", methods=["GET"])
-@blp.response(200, description="The database answers.")
-@blp.alt_response(503, description="The database does not answer.")
+@blp.response(200, description="The database (the read replica, when set) answers.")
+@blp.alt_response(503, description="The database (the read replica, when set) does not answer.")
 def ready() -> dict[str, Any]:
-    """The database answers a trivial query."""
+    """The database that requests read from answers a trivial query."""
     db.connection.execute(text("SELECT 1"))
     return {"status": "ok"}

@@ -98,7 +98,7 @@ def init_tracing(app: Flask) -> None:
     FlaskInstrumentor.instrument_app(app, excluded_urls=excluded, enable_commenter=False)
     app.before_request(_remember_trace)
     app.extensions["encounters.resolver"] = TracedResolver(app.extensions["encounters.resolver"])
-    db.on_new_engine(app, trace_engine)
+    db.on_new_engines(app, trace_engines)
 
 
 def _remember_trace() -> None:
@@ -109,16 +109,16 @@ def _remember_trace() -> None:
         g.span_id = format(context.span_id, "016x")
 
 
-def trace_engine(engine: Engine) -> None:
-    """A span for every statement `engine` runs: its text with placeholders, never parameters."""
+def trace_engines(engines: list[Engine]) -> None:
+    """A span for every statement the engines run: its text with placeholders, never parameters."""
     instrumentor = SQLAlchemyInstrumentor()
     # The instrumentor is one per process and traces the engines of its first call only; a
-    # worker has one engine, a test process one per app: the newest is traced.
+    # worker makes its engines once, a test process once per app: the newest are traced.
     if instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.uninstrument()
     # It declares sqlalchemy<2.1 and refuses to instrument 2.1 unless told not to check: the
     # cursor events it listens to are unchanged in 2.1, and the tests check its spans.
-    instrumentor.instrument(engine=engine, skip_dep_check=True, enable_commenter=False)
+    instrumentor.instrument(engines=engines, skip_dep_check=True, enable_commenter=False)
 
 
 class TracedResolver:
