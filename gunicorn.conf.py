@@ -4,6 +4,7 @@
 master, so a bad one stops gunicorn with one line instead of a loop of failing workers.
 """
 
+import importlib
 import os
 import re
 import shutil
@@ -32,9 +33,14 @@ from service.config import ConfigError, Settings  # noqa: E402
 from service.ops.logs import logging_config  # noqa: E402
 
 try:
-    Settings.from_environment()
+    _SETTINGS = Settings.from_environment()
 except ConfigError as error:
     _refuse(str(error))
+
+# OpenTelemetry is imported here, in the master, and only when tracing is on: the workers inherit
+# the loaded modules instead of each paying about half a second at boot. Its provider, exporter
+# and their thread start in each worker, after fork (post_fork), never shared across a fork.
+_tracing = importlib.import_module("service.ops.tracing") if _SETTINGS.tracing else None
 
 
 _METRICS_FILE = re.compile(r"(counter|gauge_[a-z]+|histogram|summary)_\d+\.db")
@@ -86,6 +92,18 @@ def on_starting(server: object) -> None:
 def child_exit(server: object, worker: object) -> None:
     """Let prometheus-client drop the live-only values of a worker that is gone."""
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]
+
+
+def post_fork(server: object, worker: object) -> None:
+    """Start this worker's tracer provider and exporter, when tracing is on."""
+    if _tracing is not None:
+        _tracing.start_tracing()
+
+
+def worker_exit(server: object, worker: object) -> None:
+    """Export the spans a worker still holds before it exits (a graceful stop)."""
+    if _tracing is not None:
+        _tracing.stop_tracing()
 
 
 def on_exit(server: object) -> None:

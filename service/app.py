@@ -92,6 +92,11 @@ def create_app(config: Mapping[str, Any] | None = None, *, token_key: bool = Tru
     app.extensions["encounters.resolver"] = TimedResolver(
         load_resolver(app, settings.user_resolver), observe_resolver
     )
+    if settings.tracing:
+        # Imported only when on: with tracing off, nothing of OpenTelemetry loads or runs.
+        from service.ops.tracing import init_tracing
+
+        init_tracing(app)
     register_commands(app)
     return app
 

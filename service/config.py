@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +21,8 @@ RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"
 EC_ALGORITHMS = frozenset({"ES256", "ES384", "ES512"})
 OKP_ALGORITHMS = frozenset({"EdDSA"})
 PUBLIC_KEY_ALGORITHMS = RSA_ALGORITHMS | EC_ALGORITHMS | OKP_ALGORITHMS
+TRACES_EXPORTERS = frozenset({"otlp", "console"})
+OTLP_PROTOCOL = "http/protobuf"
 
 
 class ConfigError(RuntimeError):
@@ -49,6 +51,7 @@ class Settings:
     user_resolver: str = "service.resolvers:database_resolver"
     encounter_window_days: int = 14
     encounter_max_window_days: int = 31
+    tracing: bool = False
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], *, token_key: bool = True) -> Settings:
@@ -113,6 +116,7 @@ class Settings:
             user_resolver=text("USER_RESOLVER", cls.user_resolver) or cls.user_resolver,
             encounter_window_days=integer("ENCOUNTER_WINDOW_DAYS", 14, 1),
             encounter_max_window_days=integer("ENCOUNTER_MAX_WINDOW_DAYS", 31, 1),
+            tracing=tracing_requested(text),
         )
         if settings.encounter_window_days > settings.encounter_max_window_days:
             raise ConfigError("ENCOUNTER_WINDOW_DAYS may not exceed ENCOUNTER_MAX_WINDOW_DAYS")
@@ -191,3 +195,31 @@ class Settings:
                 f"(use {', '.join(sorted(fitting))})"
             )
         return replace(self, jwt_algorithms=algorithms)
+
+
+def tracing_requested(text: Callable[[str], str | None]) -> bool:
+    """Whether OpenTelemetry's own variables ask for traces (docs/tracing.md).
+
+    On when OTEL_TRACES_EXPORTER names an exporter or an OTLP endpoint is set; off when none is,
+    when OTEL_TRACES_EXPORTER is `none`, or when OTEL_SDK_DISABLED is `true`.
+    """
+    if (text("OTEL_SDK_DISABLED") or "").strip().lower() == "true":
+        return False
+    raw = text("OTEL_TRACES_EXPORTER") or ""
+    exporters = {name.strip().lower() for name in raw.split(",") if name.strip()}
+    if exporters == {"none"}:
+        return False
+    if exporters - TRACES_EXPORTERS:
+        raise ConfigError(f"OTEL_TRACES_EXPORTER must be otlp, console or none, got {raw!r}")
+    requested = bool(exporters) or any(
+        text(name) for name in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
+    if requested and "otlp" in (exporters or {"otlp"}):
+        # The traces variable wins over the general one, as in the OpenTelemetry SDK.
+        for name in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+            protocol = (text(name) or "").strip()
+            if protocol and protocol != OTLP_PROTOCOL:
+                raise ConfigError(f"{name} must be {OTLP_PROTOCOL}, got {protocol!r}")
+            if protocol:
+                break
+    return requested

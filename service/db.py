@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,11 @@ class Database:
         """Bind the app to the database at `url` (nothing connects until first use)."""
         app.extensions["encounters.db"] = _Binding(url, replica_url, prepared_statements)
         app.teardown_appcontext(_close_connection)
+
+    def on_new_engines(self, app: Flask, hook: Callable[[list[Engine]], None]) -> None:
+        """Call `hook` with the engines the app makes (primary, replica): first, and per worker."""
+        binding: _Binding = app.extensions["encounters.db"]
+        binding.hooks.append(hook)
 
     @property
     def engine(self) -> Engine:
@@ -70,6 +76,7 @@ class _Binding:
         self._engine: Engine | None = None
         self._replica: Engine | None = None
         self._reader: Engine | None = None
+        self.hooks: list[Callable[[list[Engine]], None]] = []
 
     def engine(self) -> Engine:
         # A pool inherited across fork() would share sockets between workers.
@@ -79,6 +86,8 @@ class _Binding:
                 self._replica = make_engine(
                     self.replica_url, prepared_statements=self.prepared_statements
                 )
+            for hook in self.hooks:
+                hook([engine for engine in (self._engine, self._replica) if engine is not None])
             reads = self._replica or self._engine
             self._reader = reads.execution_options(isolation_level="AUTOCOMMIT")
             self._pid = os.getpid()

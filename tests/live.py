@@ -1,5 +1,5 @@
 """Real servers on 127.0.0.1, for the tests and the benchmarks: gunicorn, a TCP proxy to
-PostgreSQL, a JWKS endpoint.
+PostgreSQL, a JWKS endpoint, an OTLP/HTTP trace receiver.
 
 Every port comes from free_port: by default from PORT_RANGE, the range this project's tests may
 use on a shared machine.
@@ -8,6 +8,7 @@ use on a shared machine.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import random
@@ -28,6 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PORT_RANGE = range(18000, 19000)
@@ -280,6 +285,56 @@ class JwksServer:
 
     def stop(self) -> None:
         """Stop answering: the identity provider is down."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+class OtlpReceiver:
+    """An OTLP/HTTP endpoint on 127.0.0.1 (protobuf) that keeps every trace export it receives."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.requests: list[ExportTraceServiceRequest] = []
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        """The base URL, as OTEL_EXPORTER_OTLP_ENDPOINT takes it (the exporter adds /v1/traces)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> OtlpReceiver:
+        """Accept exports on POST /v1/traces."""
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                if self.path != "/v1/traces":
+                    self.send_error(404)
+                    return
+                owner.requests.append(ExportTraceServiceRequest.FromString(body))
+                answer = ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop receiving."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

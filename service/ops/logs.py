@@ -43,18 +43,27 @@ class RedactingJsonFormatter(JsonFormatter):
         line = super().serialize_log_record(log_data)
         for secret in self._secrets:
             line = line.replace(secret, "[secret]")
-        for pattern, replacement in _REDACTIONS:
-            line = pattern.sub(replacement, line)
-        return line
+        return redact(line)
+
+
+def redact(text: str) -> str:
+    """`text` with bearer tokens, JWTs, passwords in URLs and emails masked."""
+    for pattern, replacement in _REDACTIONS:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 class RequestContext(logging.Filter):
-    """Adds the request id (when there is a request) and the process id to every record."""
+    """Adds the request id and trace (when there are) and the process id to every record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Annotate the record; never drops one."""
         if has_request_context() and "request_id" in g:
             record.request_id = g.request_id
+            # Set by service.ops.tracing when this request is traced.
+            if "trace_id" in g:
+                record.trace_id = g.trace_id
+                record.span_id = g.span_id
         record.pid = record.process
         return True
 
@@ -97,12 +106,13 @@ def route_template() -> str:
     rule = request.url_rule
     if rule is None:
         return UNMATCHED_ROUTE
-    return _template(rule.rule)
+    return rule_template(rule.rule)
 
 
 @functools.lru_cache(maxsize=256)
-def _template(rule: str) -> str:
-    # Once per route, not twice per request (metrics and the access log both ask).
+def rule_template(rule: str) -> str:
+    """A Flask rule in OpenAPI spelling: `<identifier:userIdentifier>` is `{userIdentifier}`."""
+    # Cached: once per route, not twice per request (metrics and the access log both ask).
     return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
 
 
