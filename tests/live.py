@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import psutil
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -245,70 +245,88 @@ def _close(connection: socket.socket) -> None:
     connection.close()
 
 
-class JwksServer:
-    """A JWKS endpoint on 127.0.0.1 whose key set a test can rotate, stop and restart."""
+class _Quiet(BaseHTTPRequestHandler):
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+    def answer(self, body: bytes, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class LoopbackServer:
+    """An HTTP server on 127.0.0.1, in a thread, that a test starts and stops (same port)."""
 
     def __init__(self) -> None:
         self.port = free_port()
-        self.keys: list[dict[str, Any]] = []
-        self.fetches = 0
         self._server: ThreadingHTTPServer | None = None
 
-    @property
-    def url(self) -> str:
-        """The JWKS URL."""
-        return f"http://127.0.0.1:{self.port}/.well-known/jwks.json"
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        """The request handler class, bound to this server's state."""
+        raise NotImplementedError
 
-    def start(self) -> JwksServer:
-        """Serve the current `keys` (on the same port after a stop)."""
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                owner.fetches += 1
-                body = json.dumps({"keys": owner.keys}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_args: Any) -> None:
-                pass
-
+    def start(self) -> Self:
+        """Start answering (on the same port after a stop)."""
         ThreadingHTTPServer.allow_reuse_address = True
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self.handler())
         threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         ).start()
         return self
 
     def stop(self) -> None:
-        """Stop answering: the identity provider is down."""
+        """Stop answering: the peer is down."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
 
 
-class OtlpReceiver:
-    """An OTLP/HTTP endpoint on 127.0.0.1 (protobuf) that keeps every trace export it receives."""
+class JwksServer(LoopbackServer):
+    """A JWKS endpoint whose key set a test can rotate, stop and restart."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        super().__init__()
+        self.keys: list[dict[str, Any]] = []
+        self.fetches = 0
+
+    @property
+    def url(self) -> str:
+        """The JWKS URL."""
+        return f"http://127.0.0.1:{self.port}/.well-known/jwks.json"
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        """Serve the current `keys`, counting fetches."""
+        owner = self
+
+        class Handler(_Quiet):
+            def do_GET(self) -> None:
+                owner.fetches += 1
+                self.answer(json.dumps({"keys": owner.keys}).encode(), "application/json")
+
+        return Handler
+
+
+class OtlpReceiver(LoopbackServer):
+    """An OTLP/HTTP endpoint (protobuf) that keeps every trace export it receives."""
+
+    def __init__(self) -> None:
+        super().__init__()
         self.requests: list[ExportTraceServiceRequest] = []
-        self._server: ThreadingHTTPServer | None = None
 
     @property
     def url(self) -> str:
         """The base URL, as OTEL_EXPORTER_OTLP_ENDPOINT takes it (the exporter adds /v1/traces)."""
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> OtlpReceiver:
+    def handler(self) -> type[BaseHTTPRequestHandler]:
         """Accept exports on POST /v1/traces."""
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(_Quiet):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if self.headers.get("Content-Encoding") == "gzip":
@@ -317,28 +335,11 @@ class OtlpReceiver:
                     self.send_error(404)
                     return
                 owner.requests.append(ExportTraceServiceRequest.FromString(body))
-                answer = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
+                self.answer(
+                    ExportTraceServiceResponse().SerializeToString(), "application/x-protobuf"
+                )
 
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        return self
-
-    def stop(self) -> None:
-        """Stop receiving."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        return Handler
 
 
 def chromium_path() -> str | None:
