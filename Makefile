@@ -68,7 +68,7 @@ LINTED := service schemas tests migrations bench deploy/kubernetes wsgi.py gunic
 lint: $(BIN)/.dev-installed
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
-	$(BIN)/mypy service schemas
+	$(BIN)/mypy -p service -p schemas -p bench
 	$(BIN)/hadolint Dockerfile
 
 check: lint test

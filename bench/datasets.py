@@ -150,7 +150,8 @@ def prepare(size: Size, url: str, *, rebuild: bool, log: bool = True) -> Dataset
             " (SELECT count(*) FROM users)"
         ).fetchone()
     assert start_row is not None and counts is not None
-    dataset = Dataset(size, url, start_row[0], *counts, built_seconds=built)
+    encounters, bookings, users = counts
+    dataset = Dataset(size, url, start_row[0], encounters, bookings, users, built_seconds=built)
     if log and built is None:
         print(f"[{size.name}] reusing {make_url(url).database}: {dataset.encounters:,} encounters")
     return dataset

@@ -161,7 +161,7 @@ def _cpu_seconds(processes: Iterable[psutil.Process]) -> float:
 
 def app_cpu(server: Gunicorn) -> float:
     """CPU seconds so far of the gunicorn master and its workers."""
-    master = psutil.Process(server.process.pid)
+    master = psutil.Process(server.pid)
     return _cpu_seconds([master, *master.children(recursive=True)])
 
 

@@ -662,7 +662,7 @@ def main() -> int:
     )
     started = time.time()
     command = " ".join(["python -m bench.perf", *sys.argv[1:]])
-    info = {"revision": revision(), "machine": machine(), "command": command}
+    info: dict[str, Any] = {"revision": revision(), "machine": machine(), "command": command}
     print(f"benchmark of {info['revision']} on {json.dumps(info['machine'])}", flush=True)
 
     temporary: str | None = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -91,7 +92,7 @@ def main() -> None:
             profiler(name)
 
 
-def _profiler(kind: str | None):  # type: ignore[no-untyped-def]
+def _profiler(kind: str | None) -> Callable[[str], None] | None:
     if kind == "cprofile":
         import cProfile
         import pstats

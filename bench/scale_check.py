@@ -159,15 +159,15 @@ class Fleet:
             except Exception as error:  # the others are kept, to be stopped like any
                 errors.append(error)
                 continue
-            self.started_pids.update(topology.with_children(self.running[slot][1].process.pid))
+            self.started_pids.update(topology.with_children(self.running[slot][1].pid))
         if errors:
             raise errors[0]
 
-    def stop(self, slot: int) -> int:
+    def stop(self, slot: int) -> int | None:
         """SIGTERM (a graceful stop); the exit status."""
         stack, server = self.running.pop(slot)
         stack.close()
-        return server.process.returncode
+        return server.returncode
 
     def stop_all(self) -> None:
         """Stop every instance, in parallel."""
@@ -176,7 +176,7 @@ class Fleet:
 
     def pids(self) -> list[int]:
         """Masters and workers of every running instance."""
-        masters = [server.process.pid for _, server in self.running.values()]
+        masters = [server.pid for _, server in self.running.values()]
         return [pid for master in masters for pid in topology.with_children(master)]
 
 
@@ -370,7 +370,7 @@ def check_kill(haproxy: topology.HAProxy, fleet: Fleet, mix: list[Line]) -> Chec
     victim = fleet.running[1][1]
     with wrk(haproxy.port, mix, seconds=10, connections=8) as run:
         time.sleep(3)
-        for pid in topology.with_children(victim.process.pid):
+        for pid in topology.with_children(victim.pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         down = haproxy.wait_status("app2", "DOWN", timeout=15)

@@ -99,6 +99,18 @@ class Gunicorn:
         """The server's base URL."""
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def pid(self) -> int:
+        """The gunicorn master's process id (once started)."""
+        assert self.process is not None, "not started"
+        return self.process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        """The master's exit status, None while it runs."""
+        assert self.process is not None, "not started"
+        return self.process.returncode
+
     def start(self, timeout: float = 30) -> Gunicorn:
         """Start the server and wait until it is ready."""
         environment = {
