@@ -35,5 +35,5 @@ RUN mkdir instance && chown encounters:encounters instance
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health/ready' % os.environ.get('PORT', '8000'), timeout=4)"]
+    CMD ["python", "-m", "service.ops.probe"]
 CMD ["gunicorn", "--config", "gunicorn.conf.py", "wsgi:app"]

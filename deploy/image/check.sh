@@ -165,11 +165,12 @@ run_cli demo-data --students 50 >"$work/demo.log" 2>&1 || { cat "$work/demo.log"
 say "init-db and demo-data with DATABASE_URL alone: $(tail -1 "$work/demo.log")"
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-# PORT is what the HEALTHCHECK probes; BIND keeps the server on loopback. Podman's timer for the
-# periodic check needs systemd (absent here: it logs an error and the container runs on), and
-# `podman healthcheck run` below runs the same check itself.
+# BIND alone (PORT stays the image's 8000) keeps the server on loopback, on a free port: the
+# HEALTHCHECK must probe where BIND says. Podman's timer for the periodic check needs systemd
+# (absent here: it logs an error and the container runs on), and `podman healthcheck run` below
+# runs the same check itself.
 podman run --detach --name "$server" --network host "${locked_down[@]}" \
-    -e DATABASE_URL="$url" -e JWT_SECRET="$SECRET" -e PORT="$port" -e BIND="127.0.0.1:$port" \
+    -e DATABASE_URL="$url" -e JWT_SECRET="$SECRET" -e BIND="127.0.0.1:$port" \
     -e WEB_CONCURRENCY=2 -e PROMETHEUS_MULTIPROC_DIR=/run/metrics \
     "$IMAGE" >/dev/null 2>"$work/run.log" || { cat "$work/run.log" >&2; fail "podman run"; }
 base_url="http://127.0.0.1:$port"
