@@ -98,15 +98,12 @@ def drop_database(server_url: str, name: str) -> None:
 
 def flask(url: str, *arguments: str) -> str:
     """Run `flask --app wsgi ARGUMENTS` on the database at `url`; return its output."""
+    # The migration job's view: the database settings alone, no token key (the data commands
+    # need none), and nothing of an outer DATABASE_* (a replica, say) leaks in.
     environment = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith(("JWT_", "DATABASE_"))},
         "DATABASE_URL": url,
-        # The CLI builds the app, which wants a key; demo-data and init-db never use it.
-        "JWT_SECRET": os.environ.get("JWT_SECRET") or "bench-cli-secret-" + "0" * 32,
-        "JWT_ALGORITHMS": "HS256",
     }
-    environment.pop("JWT_PUBLIC_KEY", None)
-    environment.pop("JWT_JWKS_URL", None)
     done = subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", *arguments],
         cwd=ROOT,

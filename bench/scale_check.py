@@ -41,11 +41,12 @@ import psutil
 import psycopg
 
 from bench import topology
+from bench.datasets import drop_database, ensure_database, flask
 from bench.load import LUA, Line, wrk_binary
 from bench.perf import ITEMS, fitted, sample_users
 from service.config import Settings
 from service.tokens import mint_token
-from tests.live import Gunicorn, running_gunicorn
+from tests.live import Gunicorn, port_is_free, running_gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -181,19 +182,6 @@ class Fleet:
 
 
 # --- data -------------------------------------------------------------------------------------
-
-
-def flask(database_url: str, secret: str, *arguments: str) -> str:
-    """`flask --app wsgi ...` against `database_url` (the primary): the migration job's view."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("JWT_", "DATABASE_"))}
-    done = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", *arguments],
-        cwd=ROOT, env={**environment, "DATABASE_URL": database_url, "JWT_SECRET": secret},
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if done.returncode:
-        raise RuntimeError(f"flask {' '.join(arguments)} failed: {done.stderr}{done.stdout}")
-    return done.stdout.strip()
 
 
 def import_document(start: datetime) -> dict[str, Any]:
@@ -484,17 +472,16 @@ def scale_check(args: argparse.Namespace, checks: list[Check]) -> None:
             topology.streaming_replica(args.primary_port, args.replica_port, hba)
         )
         for database in (name, f"{name}_tests"):
-            with psycopg.connect(primary_admin, autocommit=True) as pg:
-                pg.execute(f'CREATE DATABASE "{database}"')
-            stack.callback(_drop_database, primary_admin, database)
+            ensure_database(sqlalchemy, database)
+            stack.callback(drop_database, sqlalchemy, database)
         began = time.monotonic()
-        flask(sqlalchemy, secret, "init-db")
+        flask(sqlalchemy, "init-db")
         progress("replica up")
         demo = ("--centers", "2", "--students", "400", "--staff", "20")
-        progress(flask(sqlalchemy, secret, "demo-data", *demo))
+        progress(flask(sqlalchemy, "demo-data", *demo))
         document = logs / "import.json"
         document.write_text(json.dumps(import_document(datetime.now(UTC) + timedelta(days=1))))
-        progress(flask(sqlalchemy, secret, "load-data", str(document)).splitlines()[-1])
+        progress(flask(sqlalchemy, "load-data", str(document)).splitlines()[-1])
         replay = topology.wait_for_replay(primary, standby)
         progress(
             f"loaded through the primary in {time.monotonic() - began:.1f} s; "
@@ -602,11 +589,6 @@ def _backends(url: str) -> list[int]:
     return [row[0] for row in rows]
 
 
-def _drop_database(admin: str, name: str) -> None:
-    with psycopg.connect(admin, autocommit=True) as pg:
-        pg.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def leftovers(started: dict[str, Any], hba: Path, digest: str, admin: str) -> Check:
     """Nothing left behind: no cluster, pg_hba.conf as before, no listener, no process."""
     problems = []
@@ -614,7 +596,7 @@ def leftovers(started: dict[str, Any], hba: Path, digest: str, admin: str) -> Ch
         problems.append(f"cluster {started['cluster']} still exists")
     if topology.file_digest(hba) != digest:
         problems.append("pg_hba.conf differs from before")
-    busy = [port for port in started["ports"] if not topology.port_is_free(port)]
+    busy = [port for port in started["ports"] if not port_is_free(port)]
     if busy:
         problems.append(f"listeners remain on {busy}")
     alive = [pid for pid in started["pids"] if _alive(pid)]
@@ -674,7 +656,7 @@ def main() -> int:
         if not any(Path(d, tool).exists() for d in [*os.environ["PATH"].split(":"), "/usr/sbin"]):
             print(f"scale-check: FAIL: {tool} is not installed", file=sys.stderr)
             return 1
-    busy = [p for p in (args.replica_port, args.pgbouncer_port) if not topology.port_is_free(p)]
+    busy = [p for p in (args.replica_port, args.pgbouncer_port) if not port_is_free(p)]
     if busy:
         print(f"scale-check: FAIL: ports {busy} are in use (SCALE_REPLICA_PORT, "
               "SCALE_PGBOUNCER_PORT choose others)", file=sys.stderr)  # fmt: skip

@@ -26,21 +26,12 @@ from typing import Any
 import psutil
 import psycopg
 
+from tests.live import port_is_free
+
 ROOT = Path(__file__).resolve().parent.parent
 HAPROXY_CONFIG = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
 PG_VERSION = "15"
 HBA_MARK = "# encounters scale-check"
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    """Nothing listens on `port` and it can be bound."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def free_ports(count: int, start: int = 28600, stop: int = 28800) -> list[int]:

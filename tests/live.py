@@ -38,18 +38,24 @@ ROOT = Path(__file__).resolve().parent.parent
 PORT_RANGE = range(18000, 19000)
 
 
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether `port` can be bound right now, as every server here binds (SO_REUSEADDR)."""
+    # Binding, not connecting: a client socket of another process may hold the port too.
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port(ports: range = PORT_RANGE) -> int:
-    """A port of `ports` that can be bound right now, as every server here binds (SO_REUSEADDR)."""
+    """A port of `ports` that can be bound right now."""
     candidates = list(ports)
     random.shuffle(candidates)
     for port in candidates:
-        # Binding, not connecting: a client socket of another process may hold the port too.
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
+        if port_is_free(port):
             return port
     raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
 
