@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, g
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 
 CONNECT_TIMEOUT_SECONDS = 3
 PING_AFTER_IDLE_SECONDS = 2.0
@@ -60,6 +60,25 @@ class Database:
             g.db_connection = binding.connect()
         connection: Connection = g.db_connection
         return connection
+
+    def read(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None
+    ) -> Sequence[Row[*tuple[Any, ...]]]:
+        """Every row of `statement`, run on the request's connection.
+
+        A pooled connection can be dead without anyone knowing: the database restarted, or a
+        proxy dropped it, since its last use. SQLAlchemy then discards it and every other
+        connection of the pool, and the read runs again, once, on a new connection: it is safe
+        to repeat, and nobody should see a 503 for an outage that is already over. When that
+        connection cannot be opened either, the error stands (a 503).
+        """
+        try:
+            return self.connection.execute(statement, parameters).all()
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+        g.pop("db_connection").close()
+        return self.connection.execute(statement, parameters).all()
 
     def dispose(self) -> None:
         """Close every pooled connection of the current app (primary and replica)."""
@@ -147,8 +166,8 @@ def ping_after_idle(engine: Engine, idle_seconds: float = PING_AFTER_IDLE_SECOND
 
     `pool_pre_ping` would cost a round trip (two, with its BEGIN) on every checkout. A server
     that restarted or vanished while the pool was idle is still caught here, before any request
-    sees it; one lost under load fails its request with a 503, and SQLAlchemy then discards
-    every connection of the pool, so the next request connects afresh.
+    sees it; one lost under load is found dead when a statement runs on it, and `Database.read`
+    runs the statement again on a new connection.
     """
 
     def stamp(_dbapi_connection: Any, record: Any, *_args: Any) -> None:

@@ -95,7 +95,7 @@ def available_encounters(
         "ends": window.ends,
     }
     # all(): one fetchall, not a fetchone per row.
-    rows = db.connection.execute(_statement(shape), parameters).all()
+    rows = db.read(_statement(shape), parameters)
     return list(map(AvailableEncounter._make, rows))
 
 

@@ -34,7 +34,7 @@ class DatabaseUserResolver:
         }
         users: dict[uuid.UUID, tuple[str, str, Role, int | None]] = {}
         centers: dict[uuid.UUID, set[uuid.UUID]] = {}
-        for row in db.connection.execute(statement, parameters).all():
+        for row in db.read(statement, parameters):
             user_id, email, reference_id, role, own_center, current_unit, assigned_center = row
             users[user_id] = (email, reference_id, role, current_unit)
             own = centers.setdefault(user_id, set())

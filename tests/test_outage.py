@@ -102,3 +102,24 @@ def test_gunicorn_workers_ride_out_an_outage(
         assert fetch(server.url + "/health/ready").status == 200
     finally:
         assert server.stop() == 0
+
+
+def test_a_connection_lost_while_pooled_is_replaced_without_a_503(
+    client: FlaskClient, dataset: Dataset, tokens: Tokens, proxy: TcpProxy
+) -> None:
+    """The database went away and came back between two requests: nobody sees the gap.
+
+    The pooled connection is dead, and it was used too recently to be pinged on checkout; a
+    read is safe to repeat, so the request runs again on a fresh connection.
+    """
+    headers = tokens.header("ST-000123", "Student")
+    assert client.get(PATH, headers=headers).status_code == 200
+    assert client.get("/health/ready").status_code == 200
+    proxy.stop()
+    proxy.start()
+    response = client.get(PATH, headers=headers)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert str(dataset["lis_booked"]) in {e["Id"] for e in response.get_json()}
+    proxy.stop()
+    proxy.start()
+    assert client.get("/health/ready").status_code == 200

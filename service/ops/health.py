@@ -24,5 +24,5 @@ def live() -> dict[str, Any]:
 @blp.alt_response(503, description="The database (the read replica, when set) does not answer.")
 def ready() -> dict[str, Any]:
     """The database that requests read from answers a trivial query."""
-    db.connection.execute(text("SELECT 1"))
+    db.read(text("SELECT 1"))
     return {"status": "ok"}
