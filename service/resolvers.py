@@ -36,7 +36,8 @@ class DatabaseUserResolver:
         centers: dict[uuid.UUID, set[uuid.UUID]] = {}
         for row in db.read(statement, parameters):
             user_id, email, reference_id, role, own_center, current_unit, assigned_center = row
-            users[user_id] = (email, reference_id, role, current_unit)
+            # Role(): PostgreSQL's driver gives the enum's text (service.db: `_run`).
+            users[user_id] = (email, reference_id, Role(role), current_unit)
             own = centers.setdefault(user_id, set())
             if own_center is not None:
                 own.add(own_center)

@@ -1,0 +1,67 @@
+"""`db.read`: on PostgreSQL the SQL compiled once goes to the driver; the rows are SQLAlchemy's own.
+
+Whatever the backend, a read gives what `Connection.execute` gives for the same statement: the
+same rows, values of the same types, for every length of an `IN` list (each length has its own
+compiled SQL), with constants the statement binds itself, and for SQL text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import Uuid, bindparam, literal, select, text
+
+from service.db import Statement, db
+from service.models import Center, Encounter
+from tests.dataset import Dataset
+
+
+def _both(app: Flask, statement: Statement, parameters: dict[str, Any]) -> tuple[Any, Any]:
+    with app.app_context():
+        fast = [tuple(row) for row in db.read(statement, parameters)]
+        core = [tuple(row) for row in db.connection.execute(statement, parameters).all()]
+    return fast, core
+
+
+_IN_CENTERS = (
+    select(Encounter.id, Encounter.starts_at, Center.name, literal("constant").label("c"))
+    .join(Center, Center.id == Encounter.center_id)
+    .where(Encounter.center_id.in_(bindparam("centers", expanding=True)))
+    .order_by(Encounter.starts_at, Encounter.id)
+)
+
+
+@pytest.mark.parametrize("names", [["lisbon"], ["lisbon", "porto"], [], ["porto"], ["lisbon"]])
+def test_an_in_list_of_any_length_reads_what_execute_reads(
+    app: Flask, dataset: Dataset, names: list[str]
+) -> None:
+    fast, core = _both(app, _IN_CENTERS, {"centers": [dataset[name] for name in names]})
+    assert fast == core
+    assert bool(fast) == bool(names)
+    for fast_row, core_row in zip(fast, core, strict=True):
+        assert [type(value) for value in fast_row] == [type(value) for value in core_row]
+    assert {row[3] for row in fast} <= {"constant"}
+
+
+def test_lengths_met_in_turn_each_keep_their_own_sql(app: Flask, dataset: Dataset) -> None:
+    one, two = [dataset["lisbon"]], [dataset["lisbon"], dataset["porto"]]
+    for centers in (one, two, one, two):
+        fast, core = _both(app, _IN_CENTERS, {"centers": centers})
+        assert fast == core and fast
+
+
+def test_sql_text_with_a_parameter(app: Flask, dataset: Dataset) -> None:
+    statement = text("SELECT name FROM centers WHERE id = :center").bindparams(
+        bindparam("center", type_=Uuid)
+    )
+    fast, core = _both(app, statement, {"center": dataset["lisbon"]})
+    assert fast == core and len(fast) == 1
+
+
+def test_a_value_rendered_into_the_sql_takes_execute(app: Flask, dataset: Dataset) -> None:
+    statement = select(Center.name).where(Center.id == bindparam("center", literal_execute=True))
+    for name in ("lisbon", "porto"):
+        fast, core = _both(app, statement, {"center": dataset[name]})
+        assert fast == core and len(fast) == 1
