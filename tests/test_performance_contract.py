@@ -237,6 +237,32 @@ def test_a_field_the_row_does_not_hold_is_refused() -> None:
         compile_json(EncounterSchema, Partial)
 
 
+@PROPERTY_SETTINGS
+@given(
+    keys=st.lists(st.text(max_size=12), min_size=2, max_size=2, unique=True),
+    values=st.tuples(st.integers(-(2**63), 2**63 - 2), st.text() | st.none()),
+)
+def test_any_key_a_schema_declares_is_written_as_the_schema_writes_it(
+    keys: list[str], values: tuple[int, str | None]
+) -> None:
+    """The row function is written out from the schema: keys with quotes, backslashes, line
+    breaks or braces are data in it, never code, and come out as the schema's own dump."""
+    from typing import NamedTuple
+
+    from marshmallow import Schema, fields
+
+    class Odd(Schema):
+        number = fields.Integer(data_key=keys[0])
+        label = fields.String(data_key=keys[1])
+
+    class OddRow(NamedTuple):
+        number: int
+        label: str | None
+
+    rows = [OddRow(*values), OddRow(values[0] + 1, "x")]
+    assert compile_json(Odd, OddRow)(rows) == _PROVIDER.dumps_bytes(Odd(many=True).dump(rows))
+
+
 # --- (iii) every statement is index-backed --------------------------------------------------
 
 SCANNED_TABLES = ("encounters", "bookings", "users")
