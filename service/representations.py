@@ -8,8 +8,9 @@ and returns a function that writes, for a list of rows, the same JSON bytes as t
 provider writes for `Schema(many=True).dump(rows)`: same keys in the same order, same values,
 without marshmallow's per-field machinery for every row. A row is a NamedTuple: the function of
 one row is written out for the schema's fields (unpack the row, compute each property once, check
-each value's type, build the dict), as dataclasses writes `__init__`. UUIDs and UTC datetimes go to orjson as they are (it writes `str(uuid)` and
-`datetime.isoformat()` in C); anything else gets the conversion marshmallow itself applies. A field
+each value's type, build the dict), as dataclasses writes `__init__`. UUIDs and UTC datetimes
+go to orjson as they are (it writes `str(uuid)` and `datetime.isoformat()` in C); anything else
+gets the conversion marshmallow itself applies. A field
 of a type or with an option it does not know, or an attribute the row lacks, makes it refuse
 (`TypeError`) rather than guess; tests/test_performance_contract.py proves the bytes equal over
 random rows.
