@@ -21,6 +21,8 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
+# The server the size databases live on unless the command line names another.
+DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DAYS = 56
 SEED = 7
 

@@ -6,22 +6,30 @@
 
 A measuring tool for a database `flask demo-data` built (ST-000001, a staff member of
 ST-000001's center: about 20 items, and about 500). It prints microseconds per request per case.
+
+`python -m bench.perf` profiles its own mixes the same way (`profile`) when a target is missed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import select
 
+from bench.datasets import Dataset
+from bench.load import Line
+from bench.mixes import BIG_ITEMS, scenarios
 from service.app import create_app
 from service.db import db
 from service.models import StaffAssignment, User
 from service.tokens import mint_token
+from tests.live import free_port, running_gunicorn
 
 
 def main() -> None:
@@ -122,6 +130,37 @@ def _profiler(kind: str | None) -> Callable[[str], None] | None:
 
         return report_pyinstrument
     return None
+
+
+def profile(dataset: Dataset, lines: list[Line], secret: str, title: str, requests: int) -> str:
+    """Where the time of `requests` in-process requests goes (pyinstrument), for a missed target."""
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        return "(pyinstrument is not installed: pip install -e '.[bench]')"
+    app = create_app({"DATABASE_URL": dataset.url, "JWT_SECRET": secret, "JWT_ALGORITHMS": "HS256"})
+    client = app.test_client()
+    for line in lines[:5]:  # warm: connections, caches
+        client.get(line.path, headers={"Authorization": f"Bearer {line.token}"})
+    profiler = Profiler(interval=0.0005)
+    profiler.start()
+    for n in range(requests):
+        line = lines[n % len(lines)]
+        client.get(line.path, headers={"Authorization": f"Bearer {line.token}"})
+    profiler.stop()
+    text = profiler.output_text(unicode=False, color=False, show_all=False)
+    return f"profile: {title}, {requests} requests in-process (no gunicorn, no wrk)\n{text}"
+
+
+def tokens_for_profile(
+    dataset: Dataset, secret: str, users: int, seed: int
+) -> tuple[list[Line], list[Line]]:
+    """The two mixes again, with tokens of `secret`, fitted against a short-lived server."""
+    with running_gunicorn(
+        dataset.url, secret, Path(os.devnull), workers=1, port=free_port()
+    ) as server:
+        small, lists = scenarios(server, dataset, secret, users, seed)
+    return small.lines, lists[BIG_ITEMS].lines
 
 
 if __name__ == "__main__":

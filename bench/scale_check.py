@@ -43,7 +43,7 @@ import psycopg
 from bench import topology
 from bench.datasets import drop_database, ensure_database, flask
 from bench.load import LUA, Line, wrk_binary
-from bench.perf import ITEMS, fitted, sample_users
+from bench.mixes import ITEMS, fitted, sample_users
 from service.config import Settings
 from service.tokens import mint_token
 from tests.live import Gunicorn, port_is_free, running_gunicorn
