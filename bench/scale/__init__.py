@@ -1,0 +1,1 @@
+"""The pieces of `make scale-check` (bench/scale_check.py): one module per check it performs."""
