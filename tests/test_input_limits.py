@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from bench.soak import running_gunicorn
 from service.db import make_engine
 from service.identifiers import MAX_LENGTH
 from tests.dataset import Dataset, insert_dataset
 from tests.leaks import leaks_in, log_text
+from tests.live import running_gunicorn
 from tests.tokens import Tokens
 
 QUICKLY = 2.0  # seconds: generous for a shared CI machine; these answers take milliseconds

@@ -1,4 +1,4 @@
-"""A short soak (bench/soak.py) in CI: gunicorn on PostgreSQL, every answer checked.
+"""A short soak (bench/soak/) in CI: gunicorn on PostgreSQL, every answer checked.
 
 The long run and its figures are in docs/robustness.md. SOAK_SECONDS sets the length here.
 """
@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.soak import Probe, drive, json_equals, reset_database, soak
+from bench.soak.checks import json_equals
+from bench.soak.probes import Probe
+from bench.soak.run import reset_database, soak
+from bench.soak.traffic import drive
 from tests.database import POSTGRES_URL
 from tests.live import running_gunicorn
 from tests.tokens import Tokens
