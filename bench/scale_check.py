@@ -26,7 +26,6 @@ from types import FrameType
 
 import psycopg
 
-from bench import topology
 from bench.scale.cleanup import leftovers
 from bench.scale.data import request_lines
 from bench.scale.deployment import deploy
@@ -35,6 +34,7 @@ from bench.scale.fleet import INSTANCES
 from bench.scale.identical import check_identical
 from bench.scale.kill import check_kill
 from bench.scale.pooling import backends, check_connections
+from bench.scale.standby import file_digest
 from bench.scale.standby_tests import check_tests
 from bench.scale.throughput import capacity, check_throughput
 from bench.scale.traffic import get
@@ -125,7 +125,7 @@ def main() -> int:
     ) as pg:
         row = pg.execute("SHOW hba_file").fetchone()
     assert row is not None
-    args.hba_digest = topology.file_digest(Path(row[0]))
+    args.hba_digest = file_digest(Path(row[0]))
     signal.signal(signal.SIGTERM, _stop_on_signal)
     began = time.monotonic()
     print(f"scale-check: replica :{args.replica_port}, PgBouncer :{args.pgbouncer_port}, "

@@ -60,6 +60,17 @@ def free_port(ports: range = PORT_RANGE) -> int:
     raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
 
 
+def stop_process(process: subprocess.Popen[Any], timeout: float = 20) -> None:
+    """SIGTERM, then SIGKILL after `timeout`; always reaped."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @dataclass
 class Answer:
     """One HTTP response, as a caller sees it."""
@@ -147,13 +158,7 @@ class Gunicorn:
     def stop(self) -> int:
         """Stop gracefully (SIGTERM), as an orchestrator does; return the exit status."""
         assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=30)
         return self.process.returncode
 
     def log(self) -> str:

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from bench.topology import PgBouncer, pgbouncer
+from bench.scale.pooler import PgBouncer, pgbouncer
 from service.app import create_app
 from service.db import db
 from tests.database import POSTGRES_URL

@@ -8,7 +8,7 @@ from typing import Any
 import psutil
 import psycopg
 
-from bench import topology
+from bench.scale.standby import clusters, file_digest
 from bench.scale.verdict import Check
 from tests.live import port_is_free
 
@@ -16,9 +16,9 @@ from tests.live import port_is_free
 def leftovers(started: dict[str, Any], hba: Path, digest: str, admin: str) -> Check:
     """Nothing left behind: no cluster, pg_hba.conf as before, no listener, no process."""
     problems = []
-    if started["cluster"] in topology.clusters():
+    if started["cluster"] in clusters():
         problems.append(f"cluster {started['cluster']} still exists")
-    if topology.file_digest(hba) != digest:
+    if file_digest(hba) != digest:
         problems.append("pg_hba.conf differs from before")
     busy = [port for port in started["ports"] if not port_is_free(port)]
     if busy:

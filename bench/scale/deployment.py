@@ -13,10 +13,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench import topology
 from bench.datasets import drop_database, ensure_database, flask
+from bench.scale.balancer import HAProxy, haproxy
 from bench.scale.data import import_document
 from bench.scale.fleet import INSTANCES, TOTAL_WORKERS, Fleet
+from bench.scale.pooler import PgBouncer, pgbouncer
+from bench.scale.processes import free_ports
+from bench.scale.standby import Replica, replication_allowed, streaming_replica, wait_for_replay
 from bench.scale.verdict import progress
 
 PGBOUNCER_POOL = 3  # per database: smaller than the 6 workers' connections
@@ -35,9 +38,9 @@ class Deployment:
     secret: str
     marker: str
     hba: Path
-    replica: topology.Replica
-    bouncer: topology.PgBouncer
-    lb: topology.HAProxy
+    replica: Replica
+    bouncer: PgBouncer
+    lb: HAProxy
     fleet: Fleet
     singles: Fleet
     targets: dict[str, int]
@@ -73,8 +76,8 @@ def deploy(
     standby = f"postgresql://postgres@127.0.0.1:{replica_port}/{name}"
     sqlalchemy = primary.replace("postgresql://", "postgresql+psycopg://")
     secret = secrets.token_urlsafe(48)
-    hba = stack.enter_context(topology.replication_allowed(primary_admin))
-    replica = stack.enter_context(topology.streaming_replica(primary_port, replica_port, hba))
+    hba = stack.enter_context(replication_allowed(primary_admin))
+    replica = stack.enter_context(streaming_replica(primary_port, replica_port, hba))
     for database in (name, f"{name}_tests"):
         ensure_database(sqlalchemy, database)
         stack.callback(drop_database, sqlalchemy, database)
@@ -86,22 +89,22 @@ def deploy(
     document = logs / "import.json"
     document.write_text(json.dumps(import_document(datetime.now(UTC) + timedelta(days=1))))
     progress(flask(sqlalchemy, "load-data", str(document)).splitlines()[-1])
-    replay = topology.wait_for_replay(primary, standby)
+    replay = wait_for_replay(primary, standby)
     progress(
         f"loaded through the primary in {time.monotonic() - began:.1f} s; "
         f"the standby replayed it {replay:.2f} s after the last commit"
     )
     bouncer = stack.enter_context(
-        topology.pgbouncer(
+        pgbouncer(
             pgbouncer_port,
             {name: f"host=127.0.0.1 port={primary_port} dbname={name}",
              f"{name}_ro": f"host=127.0.0.1 port={replica_port} dbname={name}"},
             PGBOUNCER_POOL, PGBOUNCER_QUERY_WAIT,
         )
     )  # fmt: skip
-    ports = topology.free_ports(7)
+    ports = free_ports(7)
     app_ports, single_ports, lb_port = ports[:3], ports[3:6], ports[6]
-    lb = stack.enter_context(topology.haproxy(lb_port, [f"127.0.0.1:{p}" for p in app_ports]))
+    lb = stack.enter_context(haproxy(lb_port, [f"127.0.0.1:{p}" for p in app_ports]))
     fleet = Fleet(
         "app",
         app_ports,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import time
 
-from bench import topology
 from bench.load import Line
+from bench.scale.balancer import HAProxy
 from bench.scale.fleet import Fleet
 from bench.scale.traffic import wrk
 from bench.scale.verdict import Check
 
 
-def check_drain(haproxy: topology.HAProxy, fleet: Fleet, mix: list[Line]) -> Check:
+def check_drain(haproxy: HAProxy, fleet: Fleet, mix: list[Line]) -> Check:
     """(c) app1 drained, then SIGTERM, during a 20 s load: no request may fail."""
     with wrk(haproxy.port, mix, seconds=20, connections=8) as run:
         time.sleep(5)

@@ -6,7 +6,7 @@ import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench import topology
+from bench.scale.processes import with_children
 from tests.live import Gunicorn, running_gunicorn
 
 INSTANCES = 3
@@ -55,7 +55,7 @@ class Fleet:
             except Exception as error:  # the others are kept, to be stopped like any
                 errors.append(error)
                 continue
-            self.started_pids.update(topology.with_children(self.running[slot][1].pid))
+            self.started_pids.update(with_children(self.running[slot][1].pid))
         if errors:
             raise errors[0]
 
@@ -73,4 +73,4 @@ class Fleet:
     def pids(self) -> list[int]:
         """Masters and workers of every running instance."""
         masters = [server.pid for _, server in self.running.values()]
-        return [pid for master in masters for pid in topology.with_children(master)]
+        return [pid for master in masters for pid in with_children(master)]

@@ -7,14 +7,15 @@ import os
 import signal
 import time
 
-from bench import topology
 from bench.load import Line
+from bench.scale.balancer import HAProxy
 from bench.scale.fleet import INSTANCES, TOTAL_WORKERS, Fleet
+from bench.scale.processes import with_children
 from bench.scale.traffic import wrk
 from bench.scale.verdict import Check
 
 
-def check_kill(haproxy: topology.HAProxy, fleet: Fleet, mix: list[Line]) -> Check:
+def check_kill(haproxy: HAProxy, fleet: Fleet, mix: list[Line]) -> Check:
     """(d) kill -9 of app2 (master and workers) under load: failures and time to DOWN."""
     fleet.start({0: TOTAL_WORKERS // INSTANCES})
     haproxy.set_state("app1", "ready")
@@ -22,7 +23,7 @@ def check_kill(haproxy: topology.HAProxy, fleet: Fleet, mix: list[Line]) -> Chec
     victim = fleet.running[1][1]
     with wrk(haproxy.port, mix, seconds=10, connections=8) as run:
         time.sleep(3)
-        for pid in topology.with_children(victim.pid):
+        for pid in with_children(victim.pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         down = haproxy.wait_status("app2", "DOWN", timeout=15)

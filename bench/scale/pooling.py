@@ -6,9 +6,10 @@ import time
 
 import psycopg
 
-from bench import topology
 from bench.load import Line
+from bench.scale.balancer import HAProxy
 from bench.scale.fleet import INSTANCES, TOTAL_WORKERS
+from bench.scale.pooler import PgBouncer
 from bench.scale.traffic import wrk
 from bench.scale.verdict import Check
 
@@ -28,8 +29,8 @@ def backends(url: str) -> list[int]:
 
 
 def check_connections(
-    haproxy: topology.HAProxy,
-    bouncer: topology.PgBouncer,
+    haproxy: HAProxy,
+    bouncer: PgBouncer,
     replica: str,
     alias: str,
     mix: list[Line],

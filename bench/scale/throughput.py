@@ -7,9 +7,10 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from bench import topology
 from bench.load import Line
+from bench.scale.balancer import HAProxy
 from bench.scale.fleet import INSTANCES, TOTAL_WORKERS, Fleet
+from bench.scale.processes import cpu_seconds
 from bench.scale.traffic import wrk
 from bench.scale.verdict import Check
 
@@ -19,7 +20,7 @@ REPLICA_CORES = 1.0  # the capacity model's unit: one replica at a 1-CPU limit
 
 
 def check_throughput(
-    haproxy: topology.HAProxy,
+    haproxy: HAProxy,
     fleet: Fleet,
     mix: list[Line],
     tiers: dict[str, Callable[[], list[int]]],
@@ -36,12 +37,12 @@ def check_throughput(
         with wrk(haproxy.port, mix, seconds=1, connections=12):
             pass  # warm-up: pools connected, caches warm
         pids = {name: find() for name, find in tiers.items()}
-        before = {name: topology.cpu_seconds(p) for name, p in pids.items()}
+        before = {name: cpu_seconds(p) for name, p in pids.items()}
         with wrk(haproxy.port, mix, seconds=MEASURE_SECONDS, connections=12) as run:
             pass
         pids = {name: find() for name, find in tiers.items()}
         cpu = {
-            name: (topology.cpu_seconds(p) - before[name]) * 1000 / max(run["requests"], 1)
+            name: (cpu_seconds(p) - before[name]) * 1000 / max(run["requests"], 1)
             for name, p in pids.items()
         }
         failed += run["failed"]

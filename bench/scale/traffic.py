@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench import topology
 from bench.load import LUA, Line, wrk_binary
+from tests.live import stop_process
 
 
 def get(port: int, line: Line) -> tuple[int, bytes, str]:
@@ -44,7 +44,7 @@ def wrk(port: int, lines: list[Line], seconds: float, connections: int) -> Itera
             yield figures
             output, _ = process.communicate(timeout=seconds + 30)
         finally:
-            topology.stop_process(process)
+            stop_process(process)
     found = [line for line in output.splitlines() if line.startswith("WRK_JSON ")]
     if process.returncode or not found:
         raise RuntimeError(f"wrk failed ({process.returncode}): {output}")
