@@ -13,6 +13,7 @@ from flask import Flask, current_app, g
 from sqlalchemy import Connection, Dialect, Engine, Row, Select, TextClause, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.sql.compiler import SQLCompiler
 
 CONNECT_TIMEOUT_SECONDS = 3
 PING_AFTER_IDLE_SECONDS = 2.0
@@ -76,8 +77,9 @@ class Database:
         to repeat, and nobody should see a 503 for an outage that is already over. When that
         connection cannot be opened either, the error stands (a 503).
         """
+        connection = self.connection  # a connection that cannot be opened is not retried
         try:
-            return _run(self.connection, statement, parameters or {})
+            return _run(connection, statement, parameters or {})
         except DBAPIError as error:
             if not error.connection_invalidated:
                 raise
@@ -156,13 +158,18 @@ def _run(
 
 
 @functools.lru_cache(maxsize=256)
+def _compiled(statement: Statement, dialect: Dialect) -> SQLCompiler:
+    return statement.compile(dialect=dialect)
+
+
+@functools.lru_cache(maxsize=256)
 def _expanding(statement: Statement, dialect: Dialect) -> tuple[str, ...] | None:
     """The names of the statement's expanding (`IN` list) parameters.
 
     None when a parameter is rendered into the SQL itself (`literal_execute`): no SQL text then
     holds for every value, and the statement takes `execute`.
     """
-    compiled = statement.compile(dialect=dialect)
+    compiled = _compiled(statement, dialect)
     if any(bind.literal_execute and not bind.expanding for bind in compiled.binds.values()):
         return None
     return tuple(name for name, bind in compiled.binds.items() if bind.expanding)
@@ -173,7 +180,7 @@ def _driver_sql(
     statement: Statement, dialect: Dialect, lengths: tuple[tuple[str, int], ...]
 ) -> tuple[str, dict[str, Any], tuple[tuple[str, list[str]], ...]]:
     """The SQL for these `IN` list lengths, the constants it binds, and each list's names."""
-    compiled = statement.compile(dialect=dialect)
+    compiled = _compiled(statement, dialect)
     sample: dict[str, Any] = {name: None for name, bind in compiled.binds.items() if bind.required}
     sample.update((name, [None] * length) for name, length in lengths)
     state = compiled.construct_expanded_state(sample)
