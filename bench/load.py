@@ -148,21 +148,24 @@ def settled_metrics(server: Gunicorn, timeout: float = 10) -> tuple[float, float
     return last
 
 
-def _cpu_seconds(processes: Iterable[psutil.Process]) -> float:
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """User + system CPU seconds so far of these processes (gone ones count 0)."""
     total = 0.0
-    for process in processes:
-        try:
-            times = process.cpu_times()
-        except psutil.Error:
-            continue
-        total += times.user + times.system
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            total += _process_seconds(pid)
     return total
+
+
+def _process_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
 
 def app_cpu(server: Gunicorn) -> float:
     """CPU seconds so far of the gunicorn master and its workers."""
     master = psutil.Process(server.pid)
-    return _cpu_seconds([master, *master.children(recursive=True)])
+    return cpu_seconds([master.pid, *(child.pid for child in master.children(recursive=True))])
 
 
 def database_cpu(database_url: str) -> dict[int, float]:
@@ -182,7 +185,7 @@ def database_cpu(database_url: str) -> dict[int, float]:
     found = {}
     for pid in pids:
         with contextlib.suppress(psutil.Error):
-            found[pid] = _cpu_seconds([psutil.Process(pid)])
+            found[pid] = _process_seconds(pid)
     return found
 
 

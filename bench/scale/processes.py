@@ -1,4 +1,4 @@
-"""The processes of the topology: free ports, a listener awaited, a command run, pids and CPU time.
+"""The processes of the topology: free ports, a listener awaited, a command run, their pids.
 
 Whatever is started is stopped by pid (`tests.live.stop_process`); nothing is found by name.
 """
@@ -43,16 +43,6 @@ def run(command: list[str]) -> str:
     if done.returncode:
         raise RuntimeError(f"{command[0]} failed: {(done.stderr or done.stdout).strip()}")
     return done.stdout
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds so far of these processes (gone ones count 0)."""
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(psutil.Error):
-            times = psutil.Process(pid).cpu_times()
-            total += times.user + times.system
-    return total
 
 
 def with_children(pid: int) -> list[int]:

@@ -7,10 +7,9 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from bench.load import Line
+from bench.load import Line, cpu_seconds
 from bench.scale.balancer import HAProxy
 from bench.scale.fleet import INSTANCES, TOTAL_WORKERS, Fleet
-from bench.scale.processes import cpu_seconds
 from bench.scale.traffic import wrk
 from bench.scale.verdict import Check
 
