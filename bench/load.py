@@ -19,12 +19,12 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import psutil
 import psycopg
 
 from bench.datasets import libpq_url
-from tests.live import Gunicorn
 
 # Written by wrk's `done` hook: one JSON line with the figures the harness needs.
 LUA = r"""
@@ -59,6 +59,18 @@ STATEMENTS = "encounters_db_statement_duration_seconds_count"
 REQUESTS = "encounters_http_requests_total"
 # Label values may hold braces themselves: route="/users/{userIdentifier}/encounters".
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s+([0-9.eE+-]+)$")
+
+
+class Server(Protocol):
+    """A server started here: gunicorn (tests.live.Gunicorn) or the peer's uvicorn."""
+
+    host: str
+    port: int
+
+    @property
+    def pid(self) -> int:
+        """The master process (its children are the workers)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -113,7 +125,7 @@ def wrk_binary() -> str:
     return found
 
 
-def metrics(server: Gunicorn, route_part: str = "/encounters") -> tuple[float, float]:
+def metrics(server: Server, route_part: str = "/encounters") -> tuple[float, float]:
     """(SQL statements executed, requests answered on routes containing `route_part`)."""
     connection = http.client.HTTPConnection(server.host, server.port, timeout=10)
     connection.request("GET", "/metrics")
@@ -135,7 +147,7 @@ def metrics(server: Gunicorn, route_part: str = "/encounters") -> tuple[float, f
     return statements, requests
 
 
-def settled_metrics(server: Gunicorn, timeout: float = 10) -> tuple[float, float]:
+def settled_metrics(server: Server, timeout: float = 10) -> tuple[float, float]:
     """`metrics` once requests still in flight (wrk stops mid-request) are finished."""
     deadline = time.monotonic() + timeout
     last = metrics(server)
@@ -162,7 +174,7 @@ def _process_seconds(pid: int) -> float:
     return times.user + times.system
 
 
-def app_cpu(server: Gunicorn) -> float:
+def app_cpu(server: Server) -> float:
     """CPU seconds so far of the gunicorn master and its workers."""
     master = psutil.Process(server.pid)
     return cpu_seconds([master.pid, *(child.pid for child in master.children(recursive=True))])
@@ -195,7 +207,7 @@ def _database_delta(before: dict[int, float], after: dict[int, float]) -> float:
 
 
 def drive(
-    server: Gunicorn,
+    server: Server,
     lines: list[Line],
     label: str,
     *,
@@ -203,13 +215,18 @@ def drive(
     seconds: float,
     connections: int,
     threads: int = 2,
+    has_metrics: bool = True,
 ) -> Run:
-    """One wrk run of `seconds` over `lines`, with the server's CPU and SQL around it."""
+    """One wrk run of `seconds` over `lines`, with the server's CPU and SQL around it.
+
+    `has_metrics=False`: a server without the service's /metrics (the peer); no SQL count, and a
+    pause instead of the settled metrics for the requests still in flight when wrk stops.
+    """
     with tempfile.TemporaryDirectory(prefix="encounters-wrk-") as folder:
         script, requests_file = Path(folder, "cycle.lua"), Path(folder, "requests.txt")
         script.write_text(LUA)
         requests_file.write_text("".join(f"{line.path} {line.token}\n" for line in lines))
-        statements_before, counted_before = settled_metrics(server)
+        statements_before, counted_before = settled_metrics(server) if has_metrics else (0, 0)
         app_before, db_before = app_cpu(server), database_cpu(database_url)
         done = subprocess.run(
             [
@@ -228,7 +245,11 @@ def drive(
             text=True,
             timeout=seconds + 60,
         )
-        statements_after, counted_after = settled_metrics(server)
+        if has_metrics:
+            statements_after, counted_after = settled_metrics(server)
+        else:
+            time.sleep(1.0)
+            statements_after, counted_after = 0, 0
         app_after, db_after = app_cpu(server), database_cpu(database_url)
     found = re.search(r"^WRK_JSON (.*)$", done.stdout, re.MULTILINE)
     if done.returncode or not found:
