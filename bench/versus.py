@@ -90,6 +90,12 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rebuild", action="store_true", help="load the world anew")
     parser.add_argument(
+        "--service-workers",
+        type=int,
+        default=2,
+        help="gunicorn sync workers (the issue's setup: 2, as the peer's uvicorn workers)",
+    )
+    parser.add_argument(
         "--server-url", default=os.environ.get("BENCH_SERVER_URL") or DEFAULT_SERVER
     )
     parser.add_argument("--database", default="bench_world", help="the world's database")
@@ -116,7 +122,8 @@ def main() -> int:
         secret,
         RESULTS / "versus-service.log",
         port=free_port(),
-        environment={"WEB_CONCURRENCY": "2", "LOG_LEVEL": "info"},
+        workers=arguments.service_workers,
+        environment={"WEB_CONCURRENCY": str(arguments.service_workers), "LOG_LEVEL": "info"},
     ) as service:
         peer = Uvicorn(settings, RESULTS / "versus-peer.log").start()
         try:
