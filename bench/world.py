@@ -5,14 +5,15 @@ bookings over 56 days (a 100 MB import document, issue 16's shape). The document
 (one `random.Random(seed)`, so a seed names one world), written to a file, and loaded with the
 product's own commands: `flask --app wsgi init-db`, then `flask --app wsgi load-data FILE`. The
 benchmark then measures the database as those commands leave it: no VACUUM or ANALYZE of its own.
-A table `bench_world` records the shape loaded, so a rerun reuses the database (`--rebuild`
-loads anew).
+A table `bench_world` records the shape loaded and the revision of the loading code (service/admin,
+migrations), so a rerun reuses the database until either changes (`--rebuild` loads anew).
 """
 
 from __future__ import annotations
 
 import json
 import random
+import subprocess
 import tempfile
 import time
 import uuid
@@ -25,6 +26,7 @@ import orjson
 import psycopg
 
 from bench.datasets import (
+    ROOT,
     Dataset,
     Size,
     database_url,
@@ -121,15 +123,27 @@ def document(size: Size = WORLD) -> dict[str, list[dict[str, Any]]]:
     return {"centers": centers, "users": users, "encounters": encounters, "bookings": bookings}
 
 
+def loader_revision() -> str:
+    """The last commit of the code that loads a world (a new one means a new load)."""
+    done = subprocess.run(
+        ["git", "log", "-1", "--format=%H", "--", "service/admin", "migrations"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip() or "unknown"
+
+
 def prepare_world(server_url: str, name: str, *, rebuild: bool, size: Size = WORLD) -> Dataset:
     """Database `name` holding the world, as `init-db` and `load-data` leave it (built once)."""
     url = database_url(server_url, name)
+    recipe = {**asdict(size), "loader": loader_revision()}
     ensure_database(server_url, name)
     with psycopg.connect(libpq_url(url), autocommit=True) as pg:
         pg.execute("CREATE TABLE IF NOT EXISTS bench_world (shape jsonb)")
         recorded = pg.execute("SELECT shape FROM bench_world").fetchone()
     built = None
-    if rebuild or recorded is None or recorded[0] != asdict(size):
+    if rebuild or recorded is None or recorded[0] != recipe:
         # A new database: the world is loaded into empty tables, as a user's first import is.
         drop_database(server_url, name)
         ensure_database(server_url, name)
@@ -143,7 +157,7 @@ def prepare_world(server_url: str, name: str, *, rebuild: bool, size: Size = WOR
         built = time.perf_counter() - began
         with psycopg.connect(libpq_url(url), autocommit=True) as pg:
             pg.execute("CREATE TABLE bench_world (shape jsonb)")
-            pg.execute("INSERT INTO bench_world VALUES (%s)", (json.dumps(asdict(size)),))
+            pg.execute("INSERT INTO bench_world VALUES (%s)", (json.dumps(recipe),))
     flask(url, "init-db")  # a new migration is applied before measuring
     with psycopg.connect(libpq_url(url), autocommit=True) as pg:
         counts = pg.execute(
