@@ -53,6 +53,29 @@ def test_metrics_are_prometheus_text_and_unauthenticated(client: FlaskClient) ->
     } <= names
 
 
+def test_made_up_methods_and_paths_add_no_series(client: FlaskClient) -> None:
+    """Anyone can send any method token and path without a token: the labels stay a closed set."""
+
+    def series() -> set[tuple[str, frozenset[tuple[str, str]]]]:
+        return set(samples(client.get("/metrics").get_data(as_text=True)))
+
+    client.open("/health/live", method="QZ0000X")
+    client.open("/no/such/path/0", method="ZQ0000Y")
+    client.get("/no/such/path/0")
+    series()  # the scrape's own series
+    before = series()
+    for n in range(1, 200):
+        assert client.open(f"/health/live?{n}", method=f"QZ{n:04}X").status_code == 405
+        assert client.open(f"/no/such/path/{n}", method=f"ZQ{n:04}Y").status_code in (404, 405)
+        assert client.get(f"/no/such/path/{n}").status_code == 404
+    assert series() == before
+    scrape = samples(client.get("/metrics").get_data(as_text=True))
+    assert value(scrape, "encounters_http_requests_total", method="other", route="<unmatched>",
+                 status="405") >= 199  # fmt: skip
+    assert value(scrape, "encounters_http_requests_total", method="GET", route="<unmatched>",
+                 status="404") >= 199  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def server(migrated_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
     """gunicorn with two workers over the known dataset."""
