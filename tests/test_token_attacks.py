@@ -136,7 +136,8 @@ class Attack:
     status: int
     challenge: str | None  # the exact WWW-Authenticate; None: the header must be absent
     deployment: str = "hmac"
-    path: str = "/users/me/encounters"
+    # A dataset email in the path (Ana's: the caller's own), so the log check sees one sent.
+    path: str = "/users/Ana.Lima%40example.com/encounters"
 
 
 HS = {"alg": "HS256", "typ": "JWT"}
