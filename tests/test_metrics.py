@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -101,9 +100,9 @@ def test_totals_add_up_across_workers(server: Gunicorn) -> None:
         for _ in range(100):
             answers = list(pool.map(lambda p: fetch(server.url + p[0], p[1]), plan))
             sent.update(str(answer.status) for answer in answers)
-            if len(_worker_pids(server)) >= 2:
+            if len(server.answering_workers(ROUTE)) >= 2:
                 break
-    assert len(_worker_pids(server)) >= 2, "both workers should have answered"
+    assert len(server.answering_workers(ROUTE)) >= 2, "both workers should have answered"
     assert set(sent) == {"200", "401"}
 
     after = samples(fetch(f"{server.url}/metrics").body.decode())
@@ -131,21 +130,12 @@ def test_totals_add_up_across_workers(server: Gunicorn) -> None:
     )
 
 
-def _worker_pids(server: Gunicorn) -> set[int]:
-    pids = set()
-    for line in server.log_lines():
-        record = json.loads(line)
-        if record.get("logger") == "encounters.access" and record.get("route") == ROUTE:
-            pids.add(record["pid"])
-    return pids
-
-
 def test_a_restarted_worker_keeps_the_totals(server: Gunicorn) -> None:
     """gunicorn replaces a killed worker; what the dead one counted stays in the totals."""
     before = _route_totals(fetch(f"{server.url}/metrics").body.decode())
     assert before > 0
     booted = _boots(server)
-    os.kill(next(iter(_worker_pids(server))), signal.SIGKILL)
+    os.kill(next(iter(server.answering_workers(ROUTE))), signal.SIGKILL)
     deadline = time.monotonic() + 20
     while _boots(server) == booted and time.monotonic() < deadline:
         time.sleep(0.1)
