@@ -41,6 +41,8 @@ TOKEN_TYPE = ENV.get("JWT_TOKEN_TYPE") or None
 LEEWAY = int(ENV.get("JWT_LEEWAY_SECONDS") or 30)
 SUBJECT_CLAIM = ENV.get("JWT_SUBJECT_CLAIM") or "sub"
 ROLE_CLAIM = ENV.get("JWT_ROLE_CLAIM") or "role"
+SUBJECT_KINDS = {k.strip() for k in (ENV.get("JWT_SUBJECT_KINDS") or "id,email,ref").split(",")}
+KINDS = {"id": "id", "email_key": "email", "reference_key": "ref"}
 WINDOW = timedelta(days=int(ENV.get("ENCOUNTER_WINDOW_DAYS") or 14))
 MAX_WINDOW = timedelta(days=int(ENV.get("ENCOUNTER_MAX_WINDOW_DAYS") or 31))
 JSON_TYPES = ("application/json", "text/json")
@@ -346,10 +348,12 @@ def parse_identifier(raw: str) -> tuple[str, Any] | None:
 
 
 def subject_key(subject: str) -> tuple[str, Any] | None:
+    """The token subject's lookup; None (a 403) for `me`, a malformed one or a kind not allowed."""
     try:
-        return parse_identifier(subject)
+        key = parse_identifier(subject)
     except Problem:
         return None
+    return key if key is not None and KINDS[key[0]] in SUBJECT_KINDS else None
 
 
 def _shaped(text: str) -> str:
