@@ -91,7 +91,9 @@ def _park_changed_keys(connection: Connection, users: list[dict[str, Any]]) -> N
         statement = (
             table.update()
             .where(table.c.id == bindparam("parked_id"))
-            .values(email_key=bindparam("parked_email"), reference_key=bindparam("parked_reference"))
+            .values(
+                email_key=bindparam("parked_email"), reference_key=bindparam("parked_reference")
+            )
         )
         parked = [{"parked_id": i, "parked_email": PARKED + i.hex, "parked_reference": PARKED + i.hex}
                   for i in changed]  # fmt: skip

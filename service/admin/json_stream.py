@@ -109,10 +109,12 @@ class DocumentReader:
 
     def _delimiter(self, closing: str) -> bool:
         """True after `closing`, False after a comma; NotJson for anything else."""
-        character = self._peek()
+        at = self._at
+        character = self._text[at] if at < len(self._text) else self._peek()
+        if character in " \t\n\r":
+            character = self._peek()
         if character == ",":
             self._at += 1
-            self._peek()
             return False
         if character == closing:
             self._at += 1

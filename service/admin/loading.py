@@ -15,12 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from marshmallow import Schema, ValidationError
+from marshmallow import ValidationError
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from schemas.imports import ImportDocumentSchema
 from service.admin import merge
+from service.admin.fast_records import fast_record
 from service.admin.import_checks import MAX_LISTED, ORDER, consistency_problems, record_label
 from service.admin.json_stream import DocumentReader, NotJson
 from service.admin.progress import Phase, Progress
@@ -121,9 +122,8 @@ def _stage(reader: DocumentReader, stager: Stager, phase: Phase, size: int | Non
                 _top_level(problems, item.key, item.index, item.value)
                 continue
             phase.advance()
-            schema: Schema = SCHEMAS[item.key]
             try:
-                record = schema.load(item.value)
+                record = fast_record(item.key, item.value) or SCHEMAS[item.key].load(item.value)
             except ValidationError as error:
                 label = record_label(item.key, item.index, item.value)
                 problems.add(item.key, item.index, [f"{label}: {line}" for line in _lines(error)])

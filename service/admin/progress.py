@@ -65,12 +65,12 @@ class Progress:
         *,
         quiet: bool = False,
         terminal: bool | None = None,
-        interval: float = INTERVAL,
+        interval: float | None = None,
     ) -> None:
         self.stream = stream
         self.quiet = quiet
         self.terminal = stream.isatty() if terminal is None else terminal
-        self.interval = interval
+        self.interval = INTERVAL if interval is None else interval
 
     @contextmanager
     def phase(self, name: str, total: int | None = None, unit: str = "records") -> Iterator[Phase]:

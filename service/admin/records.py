@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,26 +27,34 @@ SCHEMAS: dict[str, Schema] = {
 
 def staged_rows(
     kind: str, index: int, raw: dict[str, Any], record: dict[str, Any]
-) -> Iterator[tuple[str, dict[str, Any]]]:
+) -> Iterator[tuple[str, tuple[Any, ...]]]:
     """(staging table, row) pairs for `record`, checked from `raw`, the index-th of `kind`."""
-    if kind == "bookings":
-        canonical = raw["EncounterId"] == str(record["encounter_id"]) and raw["UserId"] == str(
-            record["user_id"]
-        )
-    else:
-        canonical = raw["Id"] == str(record["id"])
+    ids: tuple[tuple[str, str], ...] = (
+        (("EncounterId", "encounter_id"), ("UserId", "user_id"))
+        if kind == "bookings"
+        else (("Id", "id"),)
+    )
     # Errors name a record as the document spelt it; kept only when that is not canonical.
-    row = {"pos": index, "label": None if canonical else record_label(kind, index, raw), **record}
-    if kind != "users":
-        yield kind, row
-        return
-    row["email_key"] = lookup_key(record["email"])
-    row["reference_key"] = lookup_key(record["reference_id"])
-    row["role"] = record["role"].value
-    center_ids = row.pop("center_ids", None) or ()
-    row.setdefault("center_id", None)
-    row.setdefault("current_unit", None)
-    yield kind, row
-    for position, center_id in enumerate(center_ids):
-        yield "staff", {"pos": index, "position": position, "user_id": record["id"],
-                        "center_id": center_id}  # fmt: skip
+    canonical = all(_canonical(raw[key], record[name]) for key, name in ids)
+    label = None if canonical else record_label(kind, index, raw)
+    get = record.get
+    if kind == "bookings":
+        yield kind, (index, label, record["encounter_id"], record["user_id"], record["cancelled"])
+    elif kind == "encounters":
+        yield kind, (index, label, record["id"], record["center_id"], record["unit_number"],
+                     record["starts_at"], record["ends_at"], record["is_online"],
+                     record["capacity"], record["cancelled"])  # fmt: skip
+    elif kind == "centers":
+        yield kind, (index, label, record["id"], record["reference_id"], record["name"])
+    else:
+        email, reference = record["email"], record["reference_id"]
+        yield kind, (index, label, record["id"], email, lookup_key(email), reference,
+                     lookup_key(reference), record["role"].value, get("center_id"),
+                     get("current_unit"))  # fmt: skip
+        for position, center_id in enumerate(get("center_ids") or ()):
+            yield "staff", (index, position, record["id"], center_id)
+
+
+def _canonical(spelt: Any, value: uuid.UUID | str) -> bool:
+    """Whether a GUID was spelt as errors show it: lowercase D form."""
+    return spelt == value.lower() if isinstance(value, str) else spelt == str(value)

@@ -8,6 +8,7 @@ from its canonical form (NULL otherwise: the label is rebuilt from the canonical
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -104,14 +105,14 @@ class Stager:
         self.connection = connection
         self.postgresql = connection.dialect.name == "postgresql"
         self.counts = dict.fromkeys(STAGES, 0)
-        self._pending: dict[str, list[dict[str, Any]]] = {kind: [] for kind in STAGES}
+        self._pending: dict[str, list[tuple[Any, ...]]] = {kind: [] for kind in STAGES}
         for table in STAGES.values():
             if not self.postgresql:  # a connection from the pool may still hold an old one
                 connection.execute(text(f"DROP TABLE IF EXISTS temp.{table.name}"))
             table.create(connection)
 
-    def add(self, kind: str, row: dict[str, Any]) -> None:
-        """Stage one row of `kind` (a key of STAGES)."""
+    def add(self, kind: str, row: tuple[Any, ...]) -> None:
+        """Stage one row of `kind` (a key of STAGES): its columns' values, in their order."""
         pending = self._pending[kind]
         pending.append(row)
         if len(pending) >= BATCH_ROWS:
@@ -143,21 +144,27 @@ class Stager:
         if self.postgresql:
             self._copy(table, rows)
         else:
-            self.connection.execute(table.insert(), rows)
+            self.connection.execute(table.insert(), list(_parameters(table, rows)))
         self.counts[kind] += len(rows)
         rows.clear()
 
-    def _copy(self, table: Table, rows: list[dict[str, Any]]) -> None:
+    def _copy(self, table: Table, rows: list[tuple[Any, ...]]) -> None:
         # COPY bypasses SQLAlchemy's type processing: values go to psycopg as they are.
         names = [column.name for column in table.columns]
         driver = self.connection.connection.driver_connection
         assert driver is not None
         statement = f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
         with driver.cursor() as cursor, cursor.copy(statement) as copy:
-            for row in _values(rows, names):
+            for row in rows:
                 copy.write_row(row)
 
 
-def _values(rows: list[dict[str, Any]], names: list[str]) -> Iterator[list[Any]]:
+def _parameters(table: Table, rows: list[tuple[Any, ...]]) -> Iterator[dict[str, Any]]:
+    """SQLAlchemy's parameters for `rows`; its GUID columns take uuid.UUID, not text."""
+    names = [column.name for column in table.columns]
+    guids = {column.name for column in table.columns if isinstance(column.type, Uuid)}
     for row in rows:
-        yield [row.get(name) for name in names]
+        yield {
+            name: uuid.UUID(value) if name in guids and isinstance(value, str) else value
+            for name, value in zip(names, row, strict=True)
+        }
