@@ -21,7 +21,13 @@ from bench.world import write_world
 from service.admin import progress as progress_module
 from service.admin.progress import Progress
 from service.db import db
-from tests.database import backend_name, table_snapshot
+from tests.database import (
+    analyzed_tables,
+    backend_name,
+    live_and_dead_rows,
+    miscounted_encounters,
+    table_snapshot,
+)
 from tests.dataset import Dataset, insert_dataset
 from tests.reference_loader import reference_load
 from tests.test_load_data import at, gid, load, valid_document
@@ -119,16 +125,6 @@ def test_streamed_documents_give_the_tables_the_old_loader_gave(
     assert len(expected["bookings"]) > 100
 
 
-def _stats(engine: Engine) -> dict[str, tuple[int, int]]:
-    """(live, dead) rows per table, once the loader's session has reported them."""
-    with engine.connect() as connection:
-        connection.execute(text("SELECT pg_stat_clear_snapshot()"))
-        rows = connection.execute(
-            text("SELECT relname, n_live_tup, n_dead_tup FROM pg_stat_user_tables")
-        ).all()
-    return {name: (live, dead) for name, live, dead in rows if name in TABLES}
-
-
 def test_a_load_leaves_every_table_analyzed_and_without_dead_rows(
     app: Flask, engine: Engine, tmp_path: Path
 ) -> None:
@@ -139,29 +135,13 @@ def test_a_load_leaves_every_table_analyzed_and_without_dead_rows(
     result = app.test_cli_runner().invoke(args=["load-data", "-q", str(path)])
 
     assert result.exit_code == 0, result.output
-    with engine.connect() as connection:
-        if backend_name() == "sqlite":
-            analyzed = connection.execute(text("SELECT DISTINCT tbl FROM sqlite_stat1")).scalars()
-        else:
-            analyzed = connection.execute(text("SELECT DISTINCT tablename FROM pg_stats")).scalars()
-        assert set(TABLES) <= set(analyzed)
-        wrong = connection.execute(
-            text(
-                "SELECT count(*) FROM encounters e WHERE active_bookings <> (SELECT count(*)"
-                " FROM bookings b WHERE b.encounter_id = e.id AND NOT b.cancelled)"
-            )
-        ).scalar_one()
-        assert wrong == 0
+    assert set(TABLES) <= analyzed_tables(engine)
+    assert miscounted_encounters(engine) == 0
     if backend_name() == "postgresql":
         with app.app_context():
-            db.dispose()  # the loader's session ends, and reports its statistics
-        deadline = time.monotonic() + 10
-        while (stats := _stats(engine)).get("bookings", (0, 0))[0] == 0:
-            assert time.monotonic() < deadline, stats
-            time.sleep(0.1)
-        for table in TABLES:
-            live, dead = stats[table]
-            assert live > 0 and dead <= 0.05 * live, (table, stats)
+            db.dispose()  # the loader's session ends, and reports its counts
+        rows = live_and_dead_rows(engine, TABLES)
+        assert all(live > 0 and dead <= 0.05 * live for live, dead in rows.values()), rows
 
 
 def test_off_a_terminal_progress_is_a_line_per_interval_and_phase(
