@@ -88,8 +88,8 @@ def timed_copy(url: str, rows: dict[str, str]) -> float:
     return time.perf_counter() - began
 
 
-def timed_load(url: str, document: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of `flask load-data -q DOCUMENT` on the database at `url`."""
+def timed_load(url: str, document: Path) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS (MB) and CPU seconds of `flask load-data -q DOCUMENT` at `url`."""
     environment = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("JWT_", "DATABASE_"))},
         "DATABASE_URL": url,
@@ -101,7 +101,7 @@ def timed_load(url: str, document: Path) -> tuple[float, float]:
     elapsed = time.perf_counter() - began
     if status:
         raise RuntimeError(f"load-data of {document} failed with status {status}")
-    return elapsed, usage.ru_maxrss / 1024
+    return elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def table_state(url: str) -> dict[str, dict[str, Any]]:
@@ -158,14 +158,15 @@ def main() -> None:
     arguments.directory.mkdir(parents=True, exist_ok=True)
     server, prefix = arguments.server, arguments.prefix
     document = world(arguments.directory, arguments.scale)
-    print(f"world: {document} ({document.stat().st_size / 1e6:.0f} MB)")
+    print(f"world: {document} ({document.stat().st_size / 1e6:.0f} MB), load average "
+          f"{os.getloadavg()[0]:.1f}")  # fmt: skip
     copy_url = fresh(server, f"{prefix}_copy")
     copy_seconds = timed_copy(copy_url, copy_text(document))
     load_url = fresh(server, f"{prefix}_load")
-    load_seconds, load_rss = timed_load(load_url, document)
+    load_seconds, load_rss, load_cpu = timed_load(load_url, document)
     print(f"COPY + VACUUM ANALYZE: {copy_seconds:.1f} s")
     print(f"load-data: {load_seconds:.1f} s ({load_seconds / copy_seconds:.2f}x COPY), "
-          f"peak RSS {load_rss:.0f} MB")  # fmt: skip
+          f"peak RSS {load_rss:.0f} MB, client CPU {load_cpu:.1f} s")  # fmt: skip
     after = table_state(load_url)
     print("| table | live rows | dead rows | dead/live | statistics |")
     for table in TABLES:
@@ -174,15 +175,16 @@ def main() -> None:
         print(f"| {table} | {state['live']:,} | {state['dead']:,} | {share:.1%} | "
               f"{'yes' if state['analyzed'] else 'no'} |")  # fmt: skip
     delta_document = delta(load_url, arguments.directory)
-    delta_seconds, _rss = timed_load(load_url, delta_document)
+    delta_seconds, _rss, delta_cpu = timed_load(load_url, delta_document)
     touched = len(json.loads(delta_document.read_text())["bookings"])
     rewritten = table_state(load_url)["encounters"]["updates"] - after["encounters"]["updates"]
-    print(f"delta of {touched:,} bookings: {delta_seconds:.2f} s, {rewritten:,} encounter rows "
+    print(f"delta of {touched:,} bookings: {delta_seconds:.2f} s (client CPU {delta_cpu:.2f} s), "
+          f"{rewritten:,} encounter rows "
           f"rewritten ({rewritten / max(touched, 1):.2f} per touched encounter)")  # fmt: skip
     if arguments.twice:
         twice = world(arguments.directory, 2 * arguments.scale)
         twice_url = fresh(server, f"{prefix}_twice")
-        twice_seconds, twice_rss = timed_load(twice_url, twice)
+        twice_seconds, twice_rss, _cpu = timed_load(twice_url, twice)
         print(f"twice as large ({twice.stat().st_size / 1e6:.0f} MB): {twice_seconds:.1f} s, "
               f"peak RSS {twice_rss:.0f} MB ({twice_rss / load_rss:.2f}x)")  # fmt: skip
     if not arguments.keep:
