@@ -36,11 +36,12 @@ class Phase:
     def advance(self, count: int = 1) -> None:
         """Count `count` more done."""
         self.done += count
-        if self._bar is not None and (count > 1 or self.done % 1000 == 0):
-            if self.total is not None:
-                self._bar.update(self.done - self._bar.pos)
-            else:
-                self._bar.update(int((self.fraction() or 0) * _STEPS) - self._bar.pos)
+        if self._bar is None:
+            return
+        if self.total is not None:
+            self._bar.update(self.done - self._bar.pos)
+        elif self.done % 1000 == 0:  # a record at a time: redrawn every thousand
+            self._bar.update(int((self.fraction() or 0) * _STEPS) - self._bar.pos)
 
     def line(self, finished: bool = False) -> str:
         """`load-data: write: 120,000 of 400,000 rows (30 %), 52,000 rows/s`."""
@@ -83,6 +84,7 @@ class Progress:
             with click.progressbar(length=length, label=name, file=self.stream) as bar:
                 phase._bar = bar
                 yield phase
+                bar.update(length - bar.pos)  # the phase is done, whatever it counted
         else:
             stop = threading.Event()
             ticker = threading.Thread(target=self._tick, args=(phase, stop), daemon=True)
