@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from sqlalchemy import Engine, text
 
 from bench.world import write_world
 from service.admin import progress as progress_module
+from service.admin import merge
 from service.admin.progress import Progress
 from service.db import db
 from tests.database import (
@@ -296,3 +298,42 @@ def test_the_same_document_twice_rewrites_no_row(
             connection.execute(text("DROP TABLE rewrites"))
     assert sorted(rewrites) == ["bookings", "encounters"]
     assert table_snapshot(engine) != before
+
+
+def test_another_writer_during_a_load_leaves_the_counts_exact(
+    engine: Engine, dataset: Dataset
+) -> None:
+    """A booking written by another session while a load's transaction is open is counted."""
+    if backend_name() != "postgresql":
+        pytest.skip("SQLite has one writer at a time: no other session can write during a load")
+    with engine.connect() as connection:
+        encounter, first, second = connection.execute(
+            text(
+                "SELECT e.id, a.id, b.id FROM encounters e, users a, users b WHERE a.id < b.id"
+                " AND NOT EXISTS (SELECT FROM bookings x WHERE x.encounter_id = e.id"
+                " AND x.user_id IN (a.id, b.id)) LIMIT 1"
+            )
+        ).one()
+    book = text("INSERT INTO bookings (encounter_id, user_id, cancelled) VALUES (:e, :u, false)")
+    other = threading.Thread(
+        target=lambda: _in_transaction(engine, book, {"e": encounter, "u": second})
+    )
+    with engine.begin() as load, merge.recount_held_off(load):
+        load.execute(book, {"e": encounter, "u": first})
+        load.execute(
+            text(
+                "UPDATE encounters SET active_bookings = (SELECT count(*) FROM bookings"
+                " WHERE encounter_id = :e AND NOT cancelled) WHERE id = :e"
+            ),
+            {"e": encounter},
+        )
+        other.start()  # another writer books the same encounter before the load commits
+        other.join(0.5)
+    other.join(10)
+    assert not other.is_alive()
+    assert miscounted_encounters(engine) == 0
+
+
+def _in_transaction(engine: Engine, statement: Any, parameters: dict[str, Any]) -> None:
+    with engine.begin() as connection:
+        connection.execute(statement, parameters)

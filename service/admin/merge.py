@@ -135,7 +135,10 @@ def recount(connection: Connection) -> int:
 def recount_held_off(connection: Connection) -> Iterator[None]:
     """Hold off the per-statement recount trigger for this transaction's writes."""
     if connection.dialect.name == "postgresql":
-        # Transaction-local: other sessions' statements keep their trigger.
+        # Transaction-local: other sessions' statements keep their trigger. They wait for this
+        # load to commit (reads do not): a booking written meanwhile would be counted from a
+        # snapshot without the load's bookings, and the load's recount would not see it.
+        connection.execute(text("LOCK TABLE bookings IN SHARE ROW EXCLUSIVE MODE"))
         connection.execute(text(f"SELECT set_config('{BULK_LOAD_SETTING}', 'on', true)"))
         yield
         connection.execute(text(f"SELECT set_config('{BULK_LOAD_SETTING}', 'off', true)"))
