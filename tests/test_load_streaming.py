@@ -19,8 +19,8 @@ from flask import Flask
 from sqlalchemy import Engine, text
 
 from bench.world import write_world
-from service.admin import progress as progress_module
 from service.admin import merge
+from service.admin import progress as progress_module
 from service.admin.progress import Progress
 from service.db import db
 from tests.database import (
