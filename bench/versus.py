@@ -32,7 +32,7 @@ from bench.load import Line, Run, Server, drive, wrk_binary
 from bench.machine import machine, revision
 from bench.mixes import Scenario, user_mix
 from bench.peer.server import Uvicorn
-from bench.world import prepare_world
+from bench.world_database import prepare_world
 from tests.live import free_port, running_gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent

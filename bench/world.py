@@ -1,170 +1,111 @@
-"""The standard world of the side-by-side benchmark, as a user would load it: `load-data` of a file.
+"""The standard world as an import document: `python -m bench.world [--scale N] FILE`.
 
-200 centers, 100,000 students, 2,000 staff members, about 135,000 encounters and 394,000
-bookings over 56 days (a 100 MB import document, issue 16's shape). The document is generated
-(one `random.Random(seed)`, so a seed names one world), written to a file, and loaded with the
-product's own commands: `flask --app wsgi init-db`, then `flask --app wsgi load-data FILE`. The
-benchmark then measures the database as those commands leave it: no VACUUM or ANALYZE of its own.
-A table `bench_world` records the shape loaded and the revision of the loading code (service/admin,
-migrations), so a rerun reuses the database until either changes (`--rebuild` loads anew).
+200 centers, 100,000 students, 2,000 staff, 134,829 encounters and 393,827 bookings (about
+100 MB of JSON) at scale 1; every count times N at scale N. The same seed writes the same bytes.
+The document is written a record at a time, so any scale fits in memory.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
-import subprocess
-import tempfile
-import time
+import sys
 import uuid
-from dataclasses import asdict
-from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any, TextIO
 
-import orjson
-import psycopg
-
-from bench.datasets import (
-    ROOT,
-    Dataset,
-    Size,
-    database_url,
-    drop_database,
-    ensure_database,
-    flask,
-    libpq_url,
-)
-
-WORLD = Size("world", centers=200, students=100_000, staff=2_000, days=56, seed=7)
-UNITS = 12
-ONLINE_SHARE = 0.10
-NO_UNIT_SHARE = 0.03
-CANCELLED_SHARE = 0.03
-# Classes a day per center: about 15 on a weekday (8:00 to 20:00), 6 on Saturday, none on Sunday.
-WEEKDAY_CLASSES, SATURDAY_CLASSES = (11, 20), (4, 8)
-CAPACITY = (4, 8)
-DURATIONS = (45, 60, 60, 90)
-BOOKINGS_PER_ENCOUNTER = 3.4
-CANCELLED_BOOKING_SHARE = 0.08
-START = date(2030, 1, 7)  # a Monday: the world's first day
+CENTERS, STUDENTS, STAFF, ENCOUNTERS, BOOKINGS = 200, 100_000, 2_000, 134_829, 393_827
+START = datetime(2030, 1, 7, tzinfo=UTC)
+UNITS = 20
 
 
-def document(size: Size = WORLD) -> dict[str, list[dict[str, Any]]]:
-    """The import document of `size` (docs/data.md's format)."""
-    rng = random.Random(size.seed)
+def write_world(out: TextIO, scale: float = 1.0, seed: int = 7, tag: str = "") -> dict[str, int]:
+    """Write the world's document to `out`; return its counts per list.
+
+    `tag` starts every reference id and email, so that the world can join other users.
+    """
+    rng = random.Random(seed)
 
     def new_id() -> str:
         return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
-    centers = [
-        {"Id": new_id(), "ReferenceId": f"C-{n:03d}", "Name": f"Center {n:03d} \u2013 Downtown"}
-        for n in range(1, size.centers + 1)
-    ]
-    users: list[dict[str, Any]] = []
-    by_place: dict[tuple[str, int], list[str]] = {}
-    for n in range(1, size.students + 1):
-        home = rng.choice(centers)["Id"]
-        unit = None if rng.random() < NO_UNIT_SHARE else rng.randint(1, UNITS)
-        user_id = new_id()
-        users.append(
-            {
-                "Id": user_id,
-                "ReferenceId": f"ST-{n:06d}",
-                "Email": f"student.{n}@example.com",
-                "Role": "Student",
-                "CenterId": home,
-                "CurrentUnit": unit,
-            }
-        )
-        if unit is not None:
-            by_place.setdefault((home, unit), []).append(user_id)
-    for n in range(1, size.staff + 1):
-        users.append(
-            {
-                "Id": new_id(),
-                "ReferenceId": f"SM-{n:04d}",
-                "Email": f"staff.{n}@example.com",
-                "Role": "StaffMember",
-                "CenterIds": [c["Id"] for c in rng.sample(centers, rng.randint(1, 3))],
-            }
-        )
-    encounters: list[dict[str, Any]] = []
-    bookings: list[dict[str, Any]] = []
-    for day in range(size.days):
-        when = datetime.combine(START + timedelta(days=day), datetime.min.time(), UTC)
-        classes = {5: SATURDAY_CLASSES, 6: (0, 0)}.get(when.weekday(), WEEKDAY_CLASSES)
-        for center in centers:
-            for _ in range(rng.randint(*classes)):
-                starts = when + timedelta(hours=rng.randint(8, 19), minutes=rng.choice((0, 30)))
-                unit = rng.randint(1, UNITS)
-                capacity = rng.randint(*CAPACITY)
-                encounter = {
-                    "Id": new_id(),
-                    "CenterId": center["Id"],
-                    "UnitNumber": unit,
-                    "DateTime": starts.isoformat(),
-                    "EndDate": (starts + timedelta(minutes=rng.choice(DURATIONS))).isoformat(),
-                    "IsOnline": rng.random() < ONLINE_SHARE,
-                    "Capacity": capacity,
-                    "Cancelled": rng.random() < CANCELLED_SHARE,
-                }
-                encounters.append(encounter)
-                pool = by_place.get((center["Id"], unit), [])
-                wanted = min(len(pool), int(rng.expovariate(1 / BOOKINGS_PER_ENCOUNTER)))
-                bookings += [
-                    {
-                        "EncounterId": encounter["Id"],
-                        "UserId": student,
-                        "Cancelled": rng.random() < CANCELLED_BOOKING_SHARE,
-                    }
-                    for student in rng.sample(pool, wanted)
-                ]
-    return {"centers": centers, "users": users, "encounters": encounters, "bookings": bookings}
+    counts = {
+        "centers": max(1, round(CENTERS * scale)),
+        "students": max(1, round(STUDENTS * scale)),
+        "staff": max(1, round(STAFF * scale)),
+        "encounters": max(1, round(ENCOUNTERS * scale)),
+        "bookings": round(BOOKINGS * scale),
+    }
+    centers = [new_id() for _ in range(counts["centers"])]
+    students = [new_id() for _ in range(counts["students"])]
+    encounters = [new_id() for _ in range(counts["encounters"])]
+
+    def center_records() -> Iterator[dict[str, Any]]:
+        for number, center in enumerate(centers, 1):
+            yield {"Id": center, "ReferenceId": f"C-{number:03}", "Name": f"Center {number}"}
+
+    def user_records() -> Iterator[dict[str, Any]]:
+        for number, student in enumerate(students, 1):
+            yield {"Id": student, "ReferenceId": f"{tag}ST-{number:06}",
+                   "Email": f"{tag}student.{number}@example.com", "Role": "Student",
+                   "CenterId": centers[number % len(centers)],
+                   "CurrentUnit": rng.randint(1, UNITS)}  # fmt: skip
+        for number in range(1, counts["staff"] + 1):
+            works = rng.sample(centers, min(len(centers), rng.randint(1, 3)))
+            yield {"Id": new_id(), "ReferenceId": f"{tag}SM-{number:04}",
+                   "Email": f"{tag}staff.{number}@staff.example.com", "Role": "StaffMember",
+                   "CenterIds": works}  # fmt: skip
+
+    def encounter_records() -> Iterator[dict[str, Any]]:
+        for number, encounter in enumerate(encounters):
+            starts = START + timedelta(minutes=30 * rng.randrange(56 * 24))
+            yield {"Id": encounter, "CenterId": centers[number % len(centers)],
+                   "UnitNumber": rng.randint(1, UNITS), "DateTime": starts.isoformat(),
+                   "EndDate": (starts + timedelta(minutes=rng.choice((45, 60, 90)))).isoformat(),
+                   "IsOnline": rng.random() < 0.15, "Capacity": rng.randint(4, 8),
+                   "Cancelled": rng.random() < 0.05}  # fmt: skip
+
+    def booking_records() -> Iterator[dict[str, Any]]:
+        # The students of the encounter's center: student n studies at center n % centers.
+        per, extra = divmod(counts["bookings"], len(encounters))
+        for number, encounter in enumerate(encounters):
+            center = number % len(centers)
+            pool = range(center, len(students), len(centers))
+            for index in rng.sample(pool, min(len(pool), per + (number < extra))):
+                yield {"EncounterId": encounter, "UserId": students[index],
+                       "Cancelled": rng.random() < 0.08}  # fmt: skip
+
+    out.write("{")
+    lists = [("centers", center_records()), ("users", user_records()),
+             ("encounters", encounter_records()), ("bookings", booking_records())]  # fmt: skip
+    written: dict[str, int] = {}
+    for number, (name, records) in enumerate(lists):
+        out.write(f'{"," if number else ""}\n"{name}": [')
+        written[name] = 0
+        for record in records:
+            out.write(("," if written[name] else "") + "\n " + json.dumps(record))
+            written[name] += 1
+        out.write("\n]")
+    out.write("\n}\n")
+    return written
 
 
-def loader_revision() -> str:
-    """The last commit of the code that loads a world (a new one means a new load)."""
-    done = subprocess.run(
-        ["git", "log", "-1", "--format=%H", "--", "service/admin", "migrations"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout.strip() or "unknown"
+def main() -> None:
+    """Write the world to FILE (`-`: standard output) and its counts to standard error."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("file")
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=7)
+    arguments = parser.parse_args()
+    if arguments.file == "-":
+        counts = write_world(sys.stdout, arguments.scale, arguments.seed)
+    else:
+        with open(arguments.file, "w", encoding="utf-8") as out:
+            counts = write_world(out, arguments.scale, arguments.seed)
+    print(", ".join(f"{count:,} {name}" for name, count in counts.items()), file=sys.stderr)
 
 
-def prepare_world(server_url: str, name: str, *, rebuild: bool, size: Size = WORLD) -> Dataset:
-    """Database `name` holding the world, as `init-db` and `load-data` leave it (built once)."""
-    url = database_url(server_url, name)
-    recipe = {**asdict(size), "loader": loader_revision()}
-    ensure_database(server_url, name)
-    with psycopg.connect(libpq_url(url), autocommit=True) as pg:
-        pg.execute("CREATE TABLE IF NOT EXISTS bench_world (shape jsonb)")
-        recorded = pg.execute("SELECT shape FROM bench_world").fetchone()
-    built = None
-    if rebuild or recorded is None or recorded[0] != recipe:
-        # A new database: the world is loaded into empty tables, as a user's first import is.
-        drop_database(server_url, name)
-        ensure_database(server_url, name)
-        began = time.perf_counter()
-        flask(url, "init-db")
-        with tempfile.TemporaryDirectory(prefix="encounters-world-") as folder:
-            path = Path(folder, "world.json")
-            path.write_bytes(orjson.dumps(document(size)))
-            print(f"[world] load-data of a {path.stat().st_size / 1e6:.0f} MB document", flush=True)
-            print(f"[world] {flask(url, 'load-data', str(path))}", flush=True)
-        built = time.perf_counter() - began
-        with psycopg.connect(libpq_url(url), autocommit=True) as pg:
-            pg.execute("CREATE TABLE bench_world (shape jsonb)")
-            pg.execute("INSERT INTO bench_world VALUES (%s)", (json.dumps(recipe),))
-    flask(url, "init-db")  # a new migration is applied before measuring
-    with psycopg.connect(libpq_url(url), autocommit=True) as pg:
-        counts = pg.execute(
-            "SELECT (SELECT count(*) FROM encounters), (SELECT count(*) FROM bookings),"
-            " (SELECT count(*) FROM users)"
-        ).fetchone()
-    assert counts is not None
-    encounters, bookings, users = counts
-    print(f"[world] {encounters:,} encounters, {bookings:,} bookings, {users:,} users", flush=True)
-    return Dataset(size, url, START, encounters, bookings, users, built_seconds=built)
+if __name__ == "__main__":
+    main()
