@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
+import subprocess
+import sys
 import typing
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -21,6 +25,7 @@ from encounters_client.models import wire_name
 from service.app import create_app
 from tests.tokens import SECRET
 
+ROOT = Path(__file__).resolve().parent.parent
 ENDPOINT = "/users/{userIdentifier}/encounters"
 # JSON Schema (type, format) → the Python type the client gives.
 PYTHON_TYPES: dict[tuple[str, str | None], Any] = {
@@ -82,3 +87,13 @@ def test_the_errors_carry_the_documented_details(document: dict[str, Any]) -> No
 
 def _arguments(error: type[EncountersError]) -> list[str]:
     return list(inspect.signature(error.__init__).parameters)[1:]
+
+
+def test_the_service_never_imports_the_client() -> None:
+    """The client serves callers; the app (and its CLI) must run without it installed."""
+    check = "import sys, wsgi, service.admin.cli; sys.exit('encounters_client' in sys.modules)"
+    environment = {**os.environ, "JWT_SECRET": SECRET, "DATABASE_URL": "sqlite://"}
+    done = subprocess.run([sys.executable, "-c", check], cwd=ROOT, env=environment, timeout=60)
+    assert done.returncode == 0
+    sources = [*(ROOT / "service").rglob("*.py"), *(ROOT / "schemas").rglob("*.py")]
+    assert not [path for path in sources if "encounters_client" in path.read_text()]
