@@ -9,14 +9,14 @@ from collections.abc import Sequence
 from encounters_client.models import Encounter
 
 Key = tuple[str, str]  # the URL with its query, and the token's digest
+Entry = tuple[str, tuple[Encounter, ...]]  # the ETag, and the list it stands for
 
 
 class EtagCache:
     """The last list of each URL and token, with its ETag; the least recently used go first."""
 
     def __init__(self, max_entries: int = 1024) -> None:
-        self._entries: OrderedDict[Key, tuple[str, tuple[Encounter, ...]]]
-        self._entries = OrderedDict()
+        self._entries: OrderedDict[Key, Entry] = OrderedDict()
         self._max_entries = max_entries
         self._lock = threading.Lock()
 

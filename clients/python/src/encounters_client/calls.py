@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import httpx
 
-from encounters_client.cache import EtagCache
+from encounters_client.cache import EtagCache, Key
 from encounters_client.errors import problem_error, retry_after
 from encounters_client.models import Encounter
 from encounters_client.tracing import trace_headers
@@ -58,7 +58,7 @@ class Call:
     params: tuple[tuple[str, str], ...]
     headers: dict[str, str]
     cache: EtagCache | None
-    cache_key: tuple[str, str]
+    cache_key: Key
 
     @classmethod
     def prepare(
