@@ -72,12 +72,18 @@ SPELLINGS = [
 
 
 @pytest.fixture(scope="module")
-def server(migrated_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
-    """gunicorn over the known dataset and the students of SPELLED."""
-    directory = tmp_path_factory.mktemp("client")
-    url = database_with_dataset(migrated_template, directory)
+def database(migrated_template: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The known dataset and the students of SPELLED, for every server of this module."""
+    url = database_with_dataset(migrated_template, tmp_path_factory.mktemp("client"))
     _add_students(url)
-    with running_gunicorn(url, SECRET, directory / "server.log") as server:
+    return url
+
+
+@pytest.fixture(scope="module")
+def server(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
+    """gunicorn over `database`."""
+    log = tmp_path_factory.mktemp("client-server") / "server.log"
+    with running_gunicorn(database, SECRET, log) as server:
         yield server
 
 
@@ -213,7 +219,7 @@ def test_the_async_client_answers_the_same(server: Gunicorn, tokens: Tokens) -> 
 
 @pytest.mark.skipif(not POSTGRES_URL, reason="needs TEST_DATABASE_URL: a database outage")
 def test_a_503_with_retry_after_is_waited_out(
-    migrated_template: str, tmp_path: Path, tokens: Tokens
+    database: str, tmp_path: Path, tokens: Tokens
 ) -> None:
     """The database goes away: the service answers 503 with Retry-After, the client waits as
     told (unless its timeout cannot hold the wait) and asks again; the database is back by
@@ -221,20 +227,20 @@ def test_a_503_with_retry_after_is_waited_out(
     assert POSTGRES_URL is not None
     target = make_url(POSTGRES_URL)
     proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432).start()
-    url = make_url(database_with_dataset(migrated_template, tmp_path))
+    url = make_url(database)
     proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     token = tokens.mint(*STUDENT)
     back = threading.Timer(0.5, proxy.start)
     try:
         with running_gunicorn(proxied, SECRET, tmp_path / "server.log", workers=1) as server:
             proxy.stop()
-            with EncountersClient(server.url, token=token, timeout=1) as short:
+            with EncountersClient(server.url, token=token, timeout=3) as short:
                 started = time.monotonic()
                 with pytest.raises(Unavailable) as raised:
                     short.list_encounters("me")
             told = raised.value.retry_after
-            assert told is not None and told >= 1
-            assert time.monotonic() - started < 1, "a wait beyond the timeout is not waited"
+            assert told is not None and told > 3, "the service asks for 5 s"
+            assert time.monotonic() - started < 3, "a wait beyond the timeout is not waited"
 
             back.start()  # the database is back 0.5 s later, before the wait ends
             with EncountersClient(server.url, token=token, timeout=told + 15) as client:
@@ -248,18 +254,19 @@ def test_a_503_with_retry_after_is_waited_out(
 
 
 def test_the_callers_trace_goes_on_in_the_service(
-    migrated_template: str, tmp_path: Path, tokens: Tokens
+    database: str, tmp_path: Path, tokens: Tokens
 ) -> None:
     receiver = OtlpReceiver().start()
     tracing = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
         "OTEL_SERVICE_NAME": "encounters-under-test",
     }
-    url = database_with_dataset(migrated_template, tmp_path)
     tracer = TracerProvider().get_tracer("caller")
     try:
         with (
-            running_gunicorn(url, SECRET, tmp_path / "s.log", workers=1, environment=tracing) as s,
+            running_gunicorn(
+                database, SECRET, tmp_path / "s.log", workers=1, environment=tracing
+            ) as s,
             EncountersClient(s.url, token=tokens.mint(*STUDENT)) as client,
         ):
             with tracer.start_as_current_span("caller") as span:
