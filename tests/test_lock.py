@@ -19,9 +19,18 @@ def _name(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _declared(*extras: str) -> set[str]:
+def _setup() -> configparser.ConfigParser:
     setup = configparser.ConfigParser()
     setup.read(ROOT / "setup.cfg")
+    return setup
+
+
+# The dev lock holds every extra setup.cfg declares (`make lock`): deploy's too, not a chosen few.
+EXTRAS = tuple(_setup()["options.extras_require"])
+
+
+def _declared(*extras: str) -> set[str]:
+    setup = _setup()
     sections = [setup["options"]["install_requires"]]
     sections += [setup["options.extras_require"][extra] for extra in extras]
     return {_name(line) for text in sections for line in text.splitlines() if line.strip()}
@@ -34,7 +43,7 @@ def _pinned(lock: str) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     ("lock", "extras"),
-    [("requirements.txt", ()), ("requirements-dev.txt", ("test", "bench", "dev"))],
+    [("requirements.txt", ()), ("requirements-dev.txt", EXTRAS)],
 )
 def test_every_declared_dependency_is_pinned(lock: str, extras: tuple[str, ...]) -> None:
     missing = _declared(*extras) - set(_pinned(lock))
@@ -44,6 +53,15 @@ def test_every_declared_dependency_is_pinned(lock: str, extras: tuple[str, ...])
 def test_the_dev_lock_pins_the_runtime_lock_versions() -> None:
     runtime, dev = _pinned("requirements.txt"), _pinned("requirements-dev.txt")
     assert {name: dev.get(name) for name in runtime} == runtime
+
+
+def test_make_lock_compiles_every_extra() -> None:
+    # The dev lock's command (the client's lock has a command, and extras, of its own).
+    makefile = (ROOT / "Makefile").read_text().replace("\\\n", " ")
+    (command,) = [
+        line for line in makefile.splitlines() if "--output-file requirements-dev" in line
+    ]
+    assert sorted(re.findall(r"--extra (\w+)", command)) == sorted(EXTRAS)
 
 
 def test_the_client_lock_covers_its_pyproject_at_the_dev_locks_versions() -> None:

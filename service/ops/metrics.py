@@ -30,6 +30,10 @@ MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # `*_created` series say when a process started counting: noise here, and absent under gunicorn.
 disable_created_metrics()
 _FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# Every label value comes from a closed set (SPEC 9): a method no route serves, which anyone can
+# make up without a token, would otherwise add a series per spelling, in memory and on disk.
+# Routes are Flask's rules or one unmatched label; statuses are the codes the app itself chose.
+OTHER_METHOD = "other"
 
 REQUESTS = Counter(
     "encounters_http_requests",
@@ -72,11 +76,17 @@ def init_metrics(app: Flask) -> None:
     app.register_blueprint(blp)
     observe_engines()
 
+    served: frozenset[str] = frozenset()
+
     @app.after_request
     def observe_request(response: Response) -> Response:
+        nonlocal served
+        if not served:  # on the first request, when every blueprint has added its rules
+            served = frozenset(m for rule in app.url_map.iter_rules() for m in rule.methods or ())
+        method = request.method if request.method in served else OTHER_METHOD
         route = route_template()
-        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-        REQUEST_SECONDS.labels(request.method, route).observe(request_seconds())
+        REQUESTS.labels(method, route, str(response.status_code)).inc()
+        REQUEST_SECONDS.labels(method, route).observe(request_seconds())
         return response
 
 
