@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
@@ -154,3 +155,25 @@ def _route_totals(text: str) -> float:
 
 def _boots(server: Gunicorn) -> int:
     return sum("Booting worker" in line for line in server.log_lines())
+
+
+def test_a_scrape_while_a_worker_creates_its_file_answers(
+    migrated_template: str, tmp_path: Path
+) -> None:
+    """A worker's file exists empty for a moment before it is sized: the scrape still answers 200."""
+    url = database_with_dataset(migrated_template, tmp_path)
+    folder = tmp_path / "metrics"
+    server = Gunicorn(
+        {"DATABASE_URL": url, "JWT_SECRET": SECRET, "WEB_CONCURRENCY": "1",
+         "PROMETHEUS_MULTIPROC_DIR": str(folder)},
+        tmp_path / "server.log",
+    ).start()  # fmt: skip
+    try:
+        fetch(f"{server.url}/health/live")
+        (folder / "counter_4194000.db").touch()  # as prometheus-client's open(), before truncate()
+        scrape = fetch(f"{server.url}/metrics")
+        assert scrape.status == 200
+        assert value(samples(scrape.body.decode()), "encounters_http_requests_total",
+                     method="GET", route="/health/live", status="200") >= 1  # fmt: skip
+    finally:
+        server.stop()

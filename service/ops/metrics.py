@@ -7,6 +7,7 @@ whichever worker answers the scrape.
 
 from __future__ import annotations
 
+import glob
 import os
 import time
 from typing import Any
@@ -59,13 +60,36 @@ RESOLVER_SECONDS = Histogram(
 blp = Blueprint("metrics", __name__)
 
 
+class WorkerFilesCollector(MultiProcessCollector):
+    """Every worker's values, less the files that a worker is creating at this very moment.
+
+    prometheus-client creates a worker's file empty and only then sizes it: a scrape that read it in
+    between failed with a 500. Such a file holds no value yet, and a file only ever grows, so one
+    that is at least a header long when listed is whole when read.
+    """
+
+    def collect(self) -> Any:
+        files = glob.glob(os.path.join(self._path, "*.db"))
+        return self.merge([f for f in files if _size(f) >= _HEADER_BYTES], accumulate=True)
+
+
+_HEADER_BYTES = 8  # the used-bytes counter at the head of every file
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:  # a dead worker's live gauges, removed since the listing
+        return 0
+
+
 @blp.route("/metrics", methods=["GET"])
 def metrics() -> Response:
     """The metrics in Prometheus text format, summed over every worker of this server."""
     registry = REGISTRY
     if os.environ.get(MULTIPROCESS_VARIABLE):
         registry = CollectorRegistry()
-        MultiProcessCollector(registry)
+        WorkerFilesCollector(registry)
     # The format the scraper asks for: text 0.0.4 by default, OpenMetrics when it prefers that.
     encode, content_type = choose_encoder(request.headers.get("Accept", ""))
     return Response(encode(registry), content_type=content_type)
