@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -14,6 +13,8 @@ from sqlalchemy import Connection, Dialect, Engine, Row, Select, TextClause, cre
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.sql.compiler import SQLCompiler
+
+from service.routing import Engines, Staleness
 
 CONNECT_TIMEOUT_SECONDS = 3
 PING_AFTER_IDLE_SECONDS = 2.0
@@ -28,7 +29,8 @@ class Database:
     A request only reads, so its connection runs each statement on its own (autocommit): no
     BEGIN and ROLLBACK round trips around the request's two statements, and no ORM session to
     set up and tear down. Writers (the CLI commands) use `engine`, in transactions of their own.
-    With a read replica, requests read there and `engine` stays on the primary.
+    With a read replica, requests read there (while it keeps up) and `engine` stays on the
+    primary.
     """
 
     def init_app(
@@ -38,30 +40,33 @@ class Database:
         *,
         replica_url: str | None = None,
         prepared_statements: bool = True,
+        staleness: Staleness | None = None,
     ) -> None:
         """Bind the app to the database at `url` (nothing connects until first use)."""
-        app.extensions["encounters.db"] = _Binding(url, replica_url, prepared_statements)
+        make = functools.partial(make_engine, prepared_statements=prepared_statements)
+        app.extensions["encounters.db"] = Engines(url, replica_url, make, staleness or Staleness())
         app.teardown_appcontext(_close_connection)
 
     def on_new_engines(self, app: Flask, hook: Callable[[list[Engine]], None]) -> None:
         """Call `hook` with the engines the app makes (primary, replica): first, and per worker."""
-        binding: _Binding = app.extensions["encounters.db"]
+        binding: Engines = app.extensions["encounters.db"]
         binding.hooks.append(hook)
 
     @property
     def engine(self) -> Engine:
         """The current app's engine on the primary, made anew in a forked worker."""
-        binding: _Binding = current_app.extensions["encounters.db"]
+        binding: Engines = current_app.extensions["encounters.db"]
         return binding.engine()
 
     @property
     def connection(self) -> Connection:
         """The read-only (autocommit) connection of the current request, opened on first use.
 
-        On the read replica when there is one: a request never writes.
+        On the read replica when there is one and it keeps up (service.routing): a request
+        never writes.
         """
         if "db_connection" not in g:
-            binding: _Binding = current_app.extensions["encounters.db"]
+            binding: Engines = current_app.extensions["encounters.db"]
             g.db_connection = binding.connect()
         connection: Connection = g.db_connection
         return connection
@@ -88,45 +93,8 @@ class Database:
 
     def dispose(self) -> None:
         """Close every pooled connection of the current app (primary and replica)."""
-        binding: _Binding = current_app.extensions["encounters.db"]
+        binding: Engines = current_app.extensions["encounters.db"]
         binding.dispose()
-
-
-class _Binding:
-    def __init__(self, url: str, replica_url: str | None, prepared_statements: bool) -> None:
-        self.url = url
-        self.replica_url = replica_url
-        self.prepared_statements = prepared_statements
-        self._pid: int | None = None
-        self._engine: Engine | None = None
-        self._replica: Engine | None = None
-        self._reader: Engine | None = None
-        self.hooks: list[Callable[[list[Engine]], None]] = []
-
-    def engine(self) -> Engine:
-        # A pool inherited across fork() would share sockets between workers.
-        if self._engine is None or self._pid != os.getpid():
-            self._engine = make_engine(self.url, prepared_statements=self.prepared_statements)
-            if self.replica_url is not None:
-                self._replica = make_engine(
-                    self.replica_url, prepared_statements=self.prepared_statements
-                )
-            for hook in self.hooks:
-                hook([engine for engine in (self._engine, self._replica) if engine is not None])
-            reads = self._replica or self._engine
-            self._reader = reads.execution_options(isolation_level="AUTOCOMMIT")
-            self._pid = os.getpid()
-        return self._engine
-
-    def connect(self) -> Connection:
-        self.engine()
-        assert self._reader is not None
-        return self._reader.connect()
-
-    def dispose(self) -> None:
-        for engine in (self._engine, self._replica):
-            if engine is not None:
-                engine.dispose()
 
 
 def _run(
