@@ -24,6 +24,7 @@ import os
 import signal
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
 
@@ -83,19 +84,24 @@ def scale_check(args: argparse.Namespace, checks: list[Check]) -> None:
         model = capacity(checks[-1].figures["layouts"], os.cpu_count() or 1)
         checks[-1].figures["capacity"] = model
         print(f"  capacity model: {json.dumps(model)}")
-        checks.append(check_pooler_restart(lb, up.bouncer, mix))
-        report(checks[-1])
-        checks.append(check_pooler_pause(lb, up.bouncer, mix))
-        report(checks[-1])
-        fleet.stop_all()
-        checks.append(
-            check_tests(
-                f"{up.sqlalchemy}_tests",
-                standby.replace("postgresql://", "postgresql+psycopg://") + "_tests",
+        # (s) and (f)'s own primary and standby are made meanwhile (their clusters dropped by
+        # `stack`); (g), (h) and the tests count failures, not throughput.
+        pair_stack = stack.enter_context(contextlib.ExitStack())
+        with ThreadPoolExecutor(1) as background:
+            pair = background.submit(own_pair, pair_stack)
+            checks.append(check_pooler_restart(lb, up.bouncer, mix))
+            report(checks[-1])
+            checks.append(check_pooler_pause(lb, up.bouncer, mix))
+            report(checks[-1])
+            fleet.stop_all()
+            checks.append(
+                check_tests(
+                    f"{up.sqlalchemy}_tests",
+                    standby.replace("postgresql://", "postgresql+psycopg://") + "_tests",
+                )
             )
-        )
-        report(checks[-1])
-        primary, replica = own_pair(stack)
+            report(checks[-1])
+            primary, replica = pair.result()
         checks.append(check_staleness(primary, replica))
         report(checks[-1])
         checks.append(check_failover(primary, replica, up.secret, logs))

@@ -198,9 +198,9 @@ def test_a_paused_replay_sends_reads_to_the_primary_within_the_bound(
 def test_a_slow_replay_sends_reads_to_the_primary_until_it_catches_up(
     reader: FlaskClient, dataset: Dataset, tokens: Tokens, engine: Engine, standby: Standby
 ) -> None:
-    standby.delay(BOUND + 3)
+    standby.delay(BOUND + 2)
     stale_then_booked(reader, tokens, engine, dataset)
-    # The booking replays BOUND + 3 s after its commit; then the replica serves again.
+    # The booking replays BOUND + 2 s after its commit; then the replica serves again.
     back_on_the_replica(reader, tokens, dataset)
 
 

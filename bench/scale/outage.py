@@ -54,7 +54,13 @@ class Traffic:
             "other_failures": len(wrong),
             "failures_after_settle": len(late),
             "slowest_seconds": round(max((r.seconds for r in self.replies), default=0.0), 2),
-            # From the event to the first 200 after which every answer was 200.
+            # From the event to the first 200 after it, and to the first 200 after which every
+            # answer was 200 (0: none failed after the event).
+            "first_200_after_seconds": round(
+                min((r.at for r in self.replies if r.status == 200 and r.at > began), default=-1)
+                - began,
+                3,
+            ),
             "all_200_after_seconds": (
                 0.0 if last_failure is None else round(max(0.0, last_failure - began), 2)
             ),
