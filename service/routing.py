@@ -151,7 +151,10 @@ class ReadRouter:
         if lag is not None:
             REPLICA_LAG.set(lag)
         bound = self.staleness.max_lag_seconds
-        usable = lag is None or bound is None or lag + LOOK_INTERVAL_SECONDS <= bound
+        # A lag of None is unknown (no bound, or no primary to ask), inf a replica not to read.
+        usable = lag is None or (
+            not math.isinf(lag) and (bound is None or lag + LOOK_INTERVAL_SECONDS <= bound)
+        )
         if usable == self.on_replica:
             return
         self.on_replica = usable

@@ -50,12 +50,20 @@ def switches(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == "encounters.replica"]
 
 
+@pytest.mark.parametrize("bound", ["5", "off"])
 def test_a_replica_that_is_down_sends_reads_to_the_primary(
-    config: dict[str, Any], dataset: Dataset, tokens: Tokens, caplog: pytest.LogCaptureFixture
+    config: dict[str, Any],
+    dataset: Dataset,
+    tokens: Tokens,
+    caplog: pytest.LogCaptureFixture,
+    bound: str,
 ) -> None:
     down = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/encounters"
     caplog.set_level(logging.INFO, "encounters.replica")
-    for application in serving_app(config, DATABASE_REPLICA_URL=down):
+    # With or without a bound on the lag: a replica that does not answer has no data to give.
+    for application in serving_app(
+        config, DATABASE_REPLICA_URL=down, DATABASE_REPLICA_MAX_LAG_SECONDS=bound
+    ):
         client = application.test_client()
         before = reads(client, "primary")
         for _ in range(3):
