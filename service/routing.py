@@ -108,12 +108,10 @@ class ReadRouter:
         primary: Engine,
         replica: Engine | None,
         staleness: Staleness,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.primary = primary.execution_options(isolation_level="AUTOCOMMIT")
         self.replica = replica and replica.execution_options(isolation_level="AUTOCOMMIT")
         self.staleness = staleness
-        self.clock = clock
         self.on_replica = True
         # Looks at a replica that is not PostgreSQL (a test's SQLite file) have nothing to ask.
         self._looks = replica is not None and replica.dialect.name == "postgresql"
@@ -129,7 +127,7 @@ class ReadRouter:
         """The engine this request reads with (autocommit); ReplicaUnavailable if none may."""
         if self.replica is None:
             return self.primary
-        if self._looks and self.clock() >= self._next_look and self._looking.acquire(False):
+        if self._looks and time.monotonic() >= self._next_look and self._looking.acquire(False):
             try:
                 self._look()
             finally:
@@ -146,8 +144,13 @@ class ReadRouter:
         self._next_look = 0.0
 
     def _look(self) -> None:
-        self._next_look = self.clock() + LOOK_INTERVAL_SECONDS
+        began = time.monotonic()
         lag, reason = self._lag()
+        # Set after the look, whose own failures ask for another at once: a replica that is down
+        # is tried once a second, not by every request. And a look takes at most a tenth of a
+        # worker's time, even on a host that drops packets (the connect timeout, 3 s, each look).
+        took = time.monotonic() - began
+        self._next_look = time.monotonic() + max(LOOK_INTERVAL_SECONDS, 10 * took)
         if lag is not None:
             REPLICA_LAG.set(lag)
         bound = self.staleness.max_lag_seconds
@@ -179,7 +182,7 @@ class ReadRouter:
         measured = self.staleness.max_lag_seconds is not None
         # When the primary was at this position: everything committed before then is at or
         # before it.
-        now = self.clock()
+        now = time.monotonic()
         primary_position = self._primary_position() if measured else None
         try:
             with self.replica.connect() as connection:

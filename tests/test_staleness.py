@@ -10,6 +10,7 @@ primary, and the primary idle. A student books a place on the primary; their lis
 from __future__ import annotations
 
 import logging
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session
 from service.models import Booking
 from tests.database import POSTGRES_URL
 from tests.dataset import Dataset
-from tests.live import free_port
+from tests.live import TcpProxy, free_port
 from tests.standby import (
     STANDBY_URL,
     Standby,
@@ -75,6 +76,45 @@ def test_a_replica_that_is_down_sends_reads_to_the_primary(
     assert switches(caplog) == ["reads off the replica"]
     (record,) = [r for r in caplog.records if r.name == "encounters.replica"]
     assert "does not answer" in record.reason and record.destination == "primary"
+
+
+def test_a_replica_that_is_down_is_tried_once_a_second_not_per_request(
+    config: dict[str, Any], dataset: Dataset, tokens: Tokens
+) -> None:
+    # Every connection is accepted, then closed: the replica's server is gone.
+    proxy = TcpProxy("127.0.0.1", free_port()).start()
+    replica = f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/encounters"
+    try:
+        for application in serving_app(config, DATABASE_REPLICA_URL=replica):
+            client, header = application.test_client(), tokens.header()
+            began = time.monotonic()
+            for _ in range(40):
+                assert client.get(PATH, headers=header).status_code == 200
+            elapsed = time.monotonic() - began
+    finally:
+        proxy.stop()
+    assert 0 < proxy.accepted <= elapsed + 1
+
+
+def test_a_replica_that_never_answers_costs_a_tenth_of_the_time_at_most(
+    config: dict[str, Any], dataset: Dataset, tokens: Tokens
+) -> None:
+    # A host that drops packets: connections wait for the connect timeout (3 s), then fail.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        replica = f"postgresql+psycopg://postgres@127.0.0.1:{silent.getsockname()[1]}/x"
+        for application in serving_app(config, DATABASE_REPLICA_URL=replica):
+            client, header = application.test_client(), tokens.header()
+            seconds = []
+            for pause in (0, 1.2, 1.2):
+                time.sleep(pause)
+                began = time.monotonic()
+                assert client.get(PATH, headers=header).status_code == 200
+                seconds.append(time.monotonic() - began)
+    # The first look waited for the timeout; the next is ten looks' time later, not a second.
+    assert seconds[0] >= 2.5
+    assert max(seconds[1:]) < 1
 
 
 @pytest.fixture
