@@ -95,13 +95,13 @@ class Replica:
 def throwaway_primary(port: int, name: str) -> Iterator[Replica]:
     """A primary cluster of its own on `port` (trusting 127.0.0.1, replication too), dropped after.
 
-    Nothing but its user writes there: a primary that can be idle, stopped and failed over
-    without touching the machine's own cluster.
+    Nothing but its user writes there (autovacuum off, as on the machine's own cluster): a
+    primary that can be idle, stopped and failed over without touching the machine's own cluster.
     """
     _refuse_existing(name)
     run([
         "pg_createcluster", "--start-conf", "manual", "-p", str(port), PG_VERSION, name,
-        "-o", "fsync=off", "--", "--no-sync",
+        "-o", "fsync=off", "-o", "autovacuum=off", "--", "--no-sync",
     ])  # fmt: skip
     try:
         hba = Path(f"/etc/postgresql/{PG_VERSION}/{name}/pg_hba.conf")
