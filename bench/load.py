@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import psutil
 import psycopg
@@ -113,16 +114,21 @@ def wrk_binary() -> str:
     return found
 
 
-def metrics(server: Gunicorn, route_part: str = "/encounters") -> tuple[float, float]:
-    """(SQL statements executed, requests answered on routes containing `route_part`)."""
-    connection = http.client.HTTPConnection(server.host, server.port, timeout=10)
-    connection.request("GET", "/metrics")
-    response = connection.getresponse()
-    text = response.read().decode()
-    connection.close()
-    if response.status != 200:
-        raise RuntimeError(f"/metrics answered {response.status}")
-    statements = requests = 0.0
+class Counts(NamedTuple):
+    """What the server's /metrics counted so far."""
+
+    statements: float  # SQL statements executed
+    requests: float  # requests answered on the routes measured
+    non_2xx: float  # requests answered with anything but 2xx, on any route
+
+
+def counts(text: str, route_part: str = "/encounters") -> Counts:
+    """The counts of one scrape; `requests` on routes containing `route_part`.
+
+    `non_2xx` is the server's own count: wrk's counts only statuses of 400 and up, so a
+    redirect (3xx) would pass a run that must answer 200 to everything.
+    """
+    statements = requests = non_2xx = 0.0
     for raw in text.splitlines():
         match = _SAMPLE.match(raw.strip())
         if not match:
@@ -130,12 +136,25 @@ def metrics(server: Gunicorn, route_part: str = "/encounters") -> tuple[float, f
         name, labels, value = match.groups()
         if name == STATEMENTS:
             statements += float(value)
-        elif name == REQUESTS and route_part in (labels or ""):
-            requests += float(value)
-    return statements, requests
+        elif name == REQUESTS:
+            requests += float(value) if route_part in (labels or "") else 0.0
+            non_2xx += 0.0 if 'status="2' in (labels or "") else float(value)
+    return Counts(statements, requests, non_2xx)
 
 
-def settled_metrics(server: Gunicorn, timeout: float = 10) -> tuple[float, float]:
+def metrics(server: Gunicorn) -> Counts:
+    """The server's counts so far."""
+    connection = http.client.HTTPConnection(server.host, server.port, timeout=10)
+    connection.request("GET", "/metrics")
+    response = connection.getresponse()
+    text = response.read().decode()
+    connection.close()
+    if response.status != 200:
+        raise RuntimeError(f"/metrics answered {response.status}")
+    return counts(text)
+
+
+def settled_metrics(server: Gunicorn, timeout: float = 10) -> Counts:
     """`metrics` once requests still in flight (wrk stops mid-request) are finished."""
     deadline = time.monotonic() + timeout
     last = metrics(server)
@@ -209,7 +228,7 @@ def drive(
         script, requests_file = Path(folder, "cycle.lua"), Path(folder, "requests.txt")
         script.write_text(LUA)
         requests_file.write_text("".join(f"{line.path} {line.token}\n" for line in lines))
-        statements_before, counted_before = settled_metrics(server)
+        before = settled_metrics(server)
         app_before, db_before = app_cpu(server), database_cpu(database_url)
         done = subprocess.run(
             [
@@ -228,14 +247,14 @@ def drive(
             text=True,
             timeout=seconds + 60,
         )
-        statements_after, counted_after = settled_metrics(server)
+        after = settled_metrics(server)
         app_after, db_after = app_cpu(server), database_cpu(database_url)
     found = re.search(r"^WRK_JSON (.*)$", done.stdout, re.MULTILINE)
     if done.returncode or not found:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout}{done.stderr}")
     figures = json.loads(found.group(1))
     requests = figures["requests"]
-    counted = int(counted_after - counted_before)
+    counted = int(after.requests - before.requests)
     per = max(requests, 1)
     return Run(
         label=label,
@@ -245,13 +264,13 @@ def drive(
         errors=sum(
             figures[k] for k in ("connect_errors", "read_errors", "write_errors", "timeouts")
         ),
-        non_2xx=figures["non2xx3xx"],
+        non_2xx=max(figures["non2xx3xx"], int(after.non_2xx - before.non_2xx)),
         p50_ms=figures["p50_us"] / 1000,
         p90_ms=figures["p90_us"] / 1000,
         p99_ms=figures["p99_us"] / 1000,
         max_ms=figures["max_us"] / 1000,
         app_cpu_ms_per_request=(app_after - app_before) * 1000 / per,
         db_cpu_ms_per_request=_database_delta(db_before, db_after) * 1000 / per,
-        statements_per_request=(statements_after - statements_before) / max(counted, 1),
+        statements_per_request=(after.statements - before.statements) / max(counted, 1),
         counted_requests=counted,
     )

@@ -13,6 +13,8 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from service.jwks import DEFAULT_MAX_STALE_SECONDS, MAX_AGE_SECONDS
+
 DEFAULT_DATABASE_URL = "sqlite:///instance/encounters.db"
 MIN_SECRET_BYTES = 32
 
@@ -21,6 +23,7 @@ RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"
 EC_ALGORITHMS = frozenset({"ES256", "ES384", "ES512"})
 OKP_ALGORITHMS = frozenset({"EdDSA"})
 PUBLIC_KEY_ALGORITHMS = RSA_ALGORITHMS | EC_ALGORITHMS | OKP_ALGORITHMS
+SUBJECT_KINDS = ("id", "email", "ref")
 TRACES_EXPORTERS = frozenset({"otlp", "console"})
 OTLP_PROTOCOL = "http/protobuf"
 
@@ -44,12 +47,16 @@ class Settings:
     jwt_secret: str | None = None
     jwt_public_key: str | None = None
     jwt_jwks_url: str | None = None
+    # How long JWKS keys stay trusted while the endpoint cannot be reached (an outage).
+    jwt_jwks_max_stale_seconds: int = DEFAULT_MAX_STALE_SECONDS
     jwt_algorithms: tuple[str, ...] = ()
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwt_token_type: str | None = None
     jwt_leeway_seconds: int = 30
     jwt_subject_claim: str = "sub"
+    # The identifier kinds a token's subject may be; `id` alone: GUIDs, which never change hands.
+    jwt_subject_kinds: frozenset[str] = frozenset(SUBJECT_KINDS)
     jwt_role_claim: str = "role"
     user_resolver: str = "service.resolvers:database_resolver"
     encounter_window_days: int = 14
@@ -108,9 +115,15 @@ class Settings:
                     raise ConfigError(f"{name} is not a database URL") from None
             return url
 
-        algorithms = tuple(
-            a.strip() for a in (text("JWT_ALGORITHMS") or "").split(",") if a.strip()
-        )
+        def names(name: str) -> tuple[str, ...]:
+            return tuple(part.strip() for part in (text(name) or "").split(",") if part.strip())
+
+        subject_kinds = frozenset(names("JWT_SUBJECT_KINDS") or SUBJECT_KINDS)
+        if subject_kinds - set(SUBJECT_KINDS):
+            raise ConfigError(
+                f"JWT_SUBJECT_KINDS has unknown kinds {sorted(subject_kinds - set(SUBJECT_KINDS))}"
+                f" (use {','.join(SUBJECT_KINDS)})"
+            )
         settings = cls(
             database_url=database("DATABASE_URL") or DEFAULT_DATABASE_URL,
             database_replica_url=database("DATABASE_REPLICA_URL"),
@@ -122,12 +135,16 @@ class Settings:
             jwt_secret=text("JWT_SECRET"),
             jwt_public_key=text("JWT_PUBLIC_KEY"),
             jwt_jwks_url=text("JWT_JWKS_URL"),
-            jwt_algorithms=algorithms,
+            jwt_jwks_max_stale_seconds=integer(
+                "JWT_JWKS_MAX_STALE_SECONDS", DEFAULT_MAX_STALE_SECONDS, int(MAX_AGE_SECONDS)
+            ),
+            jwt_algorithms=names("JWT_ALGORITHMS"),
             jwt_issuer=text("JWT_ISSUER"),
             jwt_audience=text("JWT_AUDIENCE"),
             jwt_token_type=text("JWT_TOKEN_TYPE"),
             jwt_leeway_seconds=integer("JWT_LEEWAY_SECONDS", 30, 0),
             jwt_subject_claim=text("JWT_SUBJECT_CLAIM", "sub") or "sub",
+            jwt_subject_kinds=subject_kinds,
             jwt_role_claim=text("JWT_ROLE_CLAIM", "role") or "role",
             user_resolver=text("USER_RESOLVER", cls.user_resolver) or cls.user_resolver,
             encounter_window_days=integer("ENCOUNTER_WINDOW_DAYS", 14, 1),
@@ -170,6 +187,15 @@ class Settings:
             raise ConfigError(f"JWT_ALGORITHMS has unsupported algorithms: {sorted(unknown)}")
         if self.jwt_secret is not None:
             return self._validated_secret()
+        # A public key is an identity provider's: other applications get tokens signed with it.
+        missing = [
+            name for name in ("JWT_ISSUER", "JWT_AUDIENCE") if not getattr(self, name.lower())
+        ]
+        if missing:
+            raise ConfigError(
+                f"{sources[0]} needs {' and '.join(missing)}, or tokens the identity provider "
+                "issued for other applications would be accepted"
+            )
         if self.jwt_public_key is not None:
             return self._validated_public_key(self.jwt_public_key)
         algorithms = self.jwt_algorithms or ("RS256",)

@@ -11,7 +11,7 @@ import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from service.config import Settings
-from service.jwks import JwksKeys, KeySetUnavailable, UnknownSigningKey
+from service.jwks import JwksKeys, KeySetUnavailable, StaleSigningKeys, UnknownSigningKey
 from service.verified_tokens import Verified, VerifiedTokens
 
 REALM = "encounters"
@@ -61,7 +61,7 @@ class TokenVerifier:
             self._key = load_pem_public_key(settings.jwt_public_key.replace("\\n", "\n").encode())
         else:
             assert settings.jwt_jwks_url is not None
-            self._jwks = JwksKeys(settings.jwt_jwks_url, clock)
+            self._jwks = JwksKeys(settings.jwt_jwks_url, clock, settings.jwt_jwks_max_stale_seconds)
 
     def authenticate(self, authorization: str | None) -> Principal:
         """Verify an `Authorization` header value and return the principal it carries."""
@@ -86,7 +86,7 @@ class TokenVerifier:
             return True
         try:
             return self._jwks.key(remembered.kid or "") is remembered.key
-        except (UnknownSigningKey, KeySetUnavailable):  # verified afresh, which says why
+        except (UnknownSigningKey, KeySetUnavailable, StaleSigningKeys):  # verified afresh
             return False
 
     def _verify(self, token: str) -> tuple[dict[str, Any], Any, dict[str, Any]]:
@@ -151,6 +151,11 @@ class TokenVerifier:
             return self._jwks.key(kid)
         except UnknownSigningKey:
             raise Unauthenticated("the token's signing key is unknown") from None
+        except StaleSigningKeys:
+            raise Unauthenticated(
+                "the token's signing key is unconfirmed: the key set has been unreachable for "
+                f"over {self.settings.jwt_jwks_max_stale_seconds} s"
+            ) from None
 
     def _subject(self, claims: dict[str, Any]) -> str:
         subject = claims.get(self.settings.jwt_subject_claim)

@@ -18,7 +18,6 @@ from service.directory import DirectoryUser, UserResolver
 from service.encounters import AvailableEncounter, Window, available_encounters
 from service.identifiers import (
     ME,
-    IdentifierKind,
     InvalidIdentifier,
     UserIdentifier,
     parse_identifier,
@@ -153,7 +152,8 @@ def _caller_and_target(
 ) -> tuple[Caller, DirectoryUser | None]:
     """The caller and the target as the directory knows them, in one resolver call."""
     resolver: UserResolver = current_app.extensions["encounters.resolver"]
-    subject = _subject_identifier(principal.subject)
+    settings = current_app.extensions["encounters.settings"]
+    subject = _subject_identifier(principal.subject, settings.jwt_subject_kinds)
     if subject is None:
         caller_user, target = None, None
     elif target_identifier == ME:
@@ -163,13 +163,17 @@ def _caller_and_target(
     return Caller(caller_user, principal.roles), target
 
 
-def _subject_identifier(subject: str) -> UserIdentifier | None:
-    """The token subject as an identifier; one that names nobody (`me`, malformed) is None."""
+def _subject_identifier(subject: str, kinds: frozenset[str]) -> UserIdentifier | None:
+    """The token subject as an identifier; one that names nobody is None (a 403).
+
+    Nobody: `me`, a malformed subject, or one of a kind JWT_SUBJECT_KINDS leaves out (an email
+    or a reference id can pass to another user; a GUID never does).
+    """
     try:
         identifier = parse_identifier(subject)
     except InvalidIdentifier:
         return None
-    return None if identifier.kind is IdentifierKind.ME else identifier
+    return identifier if identifier.kind.value in kinds else None
 
 
 # `/users//encounters` names an empty identifier: a 400 like any malformed one, not a routing 404.

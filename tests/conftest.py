@@ -6,6 +6,7 @@ The suite runs on SQLite by default; with TEST_DATABASE_URL it runs on that Post
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from service.app import create_app
 from service.db import db, make_engine
 from tests import database
 from tests.dataset import Dataset, insert_dataset
+from tests.leaks import leaks_in, log_text
 from tests.tokens import SECRET, Tokens
 
 
@@ -84,3 +86,11 @@ def tokens() -> Tokens:
 def dataset(engine: Engine) -> Dataset:
     """The known dataset, written to the test's database."""
     return insert_dataset(engine)
+
+
+@pytest.fixture
+def logs_without_secrets(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """No log record of the test holds a dataset email, a token or the secret (as sent, unmasked)."""
+    caplog.set_level(logging.DEBUG)
+    yield
+    assert not leaks_in(log_text(caplog.records))

@@ -169,6 +169,18 @@ class Gunicorn:
         """What the server wrote so far, a line each."""
         return self.log().splitlines()
 
+    def answering_workers(self, route: str, after: int = 0) -> dict[int, set[int]]:
+        """The statuses each worker (by pid) answered on `route`, from log line `after` on."""
+        answered: dict[int, set[int]] = {}
+        for line in self.log_lines()[after:]:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("logger") == "encounters.access" and record.get("route") == route:
+                answered.setdefault(record["pid"], set()).add(record["status"])
+        return answered
+
     def workers(self) -> list[psutil.Process]:
         """The worker processes (children of the master)."""
         assert self.process is not None

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
+from service.app import create_app
 from tests.dataset import Dataset
 from tests.tokens import Tokens
 
@@ -63,6 +65,33 @@ def test_the_subject_may_be_the_users_guid(
         assert (
             client.get("/users/me/encounters", headers=tokens.header(spelling)).status_code == 200
         )
+
+
+@pytest.mark.parametrize(
+    ("kinds", "accepted"),
+    [
+        ("id", {"guid", "guid-n", "id:guid"}),
+        ("id,email", {"guid", "guid-n", "id:guid", "email", "email:email"}),
+        ("id,email,ref", {"guid", "guid-n", "id:guid", "email", "email:email", "ref", "ref:ref"}),
+    ],
+)
+def test_subject_kinds_narrow_what_a_subject_may_be(
+    config: dict[str, Any], dataset: Dataset, tokens: Tokens, kinds: str, accepted: set[str]
+) -> None:
+    """An email or a reference id can pass to another user (load-data reassigns it): a GUID never.
+
+    With JWT_SUBJECT_KINDS=id a token follows its user, not whoever holds that email next.
+    """
+    ana = str(dataset["ana"])
+    subjects = {
+        "guid": ana, "guid-n": dataset["ana"].hex.upper(), "id:guid": f"id:{ana}",
+        "email": "ana.lima@example.com", "email:email": "email:ana.lima@example.com",
+        "ref": "ST-000123", "ref:ref": "ref:ST-000123",
+    }  # fmt: skip
+    client = create_app({**config, "JWT_SUBJECT_KINDS": kinds}).test_client()
+    for name, subject in subjects.items():
+        response = client.get("/users/me/encounters", headers=tokens.header(subject))
+        assert response.status_code == (200 if name in accepted else 403), name
 
 
 def test_missing_and_not_yours_are_byte_identical_but_for_the_request_id(

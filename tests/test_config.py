@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from service.app import create_app
 from service.config import ConfigError, Settings
 from tests.live import ROOT, free_port
+from tests.tokens import PROVIDER
 
 SECRET = "s" * 32
 
@@ -36,13 +37,41 @@ REFUSED = [
     ({"JWT_SECRET": SECRET, "JWT_ALGORITHMS": "RS256"}, "JWT_SECRET needs HMAC algorithms"),
     ({"JWT_SECRET": SECRET, "JWT_ALGORITHMS": "HS256,RS256"}, "JWT_SECRET needs HMAC"),
     ({"JWT_SECRET": SECRET, "JWT_ALGORITHMS": "none"}, "may not contain 'none'"),
-    ({"JWT_PUBLIC_KEY": RSA_PEM, "JWT_ALGORITHMS": "HS256"}, "do not fit JWT_PUBLIC_KEY"),
-    ({"JWT_PUBLIC_KEY": RSA_PEM, "JWT_ALGORITHMS": "ES256"}, "do not fit JWT_PUBLIC_KEY"),
-    ({"JWT_PUBLIC_KEY": EC_PEM, "JWT_ALGORITHMS": "RS256"}, "do not fit JWT_PUBLIC_KEY"),
-    ({"JWT_PUBLIC_KEY": "not a key"}, "JWT_PUBLIC_KEY is not a PEM public key"),
-    ({"JWT_JWKS_URL": "http://127.0.0.1:18999/jwks", "JWT_ALGORITHMS": "HS256"}, "not HMAC"),
-    ({"JWT_JWKS_URL": "file:///etc/jwks.json"}, "JWT_JWKS_URL must be an http:// or https:// URL"),
-    ({"JWT_JWKS_URL": "login.example.com/jwks"}, "JWT_JWKS_URL must be an http:// or https:// URL"),
+    ({"JWT_SECRET": SECRET, "JWT_SUBJECT_KINDS": "id,guid"}, "JWT_SUBJECT_KINDS has unknown kinds"),
+    ({"JWT_SECRET": SECRET, "JWT_SUBJECT_KINDS": "me"}, "JWT_SUBJECT_KINDS has unknown kinds"),
+    # A shared identity provider signs other applications' tokens: both claims must be checked.
+    ({"JWT_PUBLIC_KEY": RSA_PEM}, "JWT_PUBLIC_KEY needs JWT_ISSUER and JWT_AUDIENCE"),
+    ({"JWT_PUBLIC_KEY": RSA_PEM, "JWT_ISSUER": "https://idp"}, "JWT_PUBLIC_KEY needs JWT_AUDIENCE"),
+    ({"JWT_JWKS_URL": "https://idp/jwks", "JWT_AUDIENCE": "api"}, "JWT_JWKS_URL needs JWT_ISSUER,"),
+    (
+        {**PROVIDER, "JWT_JWKS_URL": "https://idp/jwks", "JWT_JWKS_MAX_STALE_SECONDS": "60"},
+        "JWT_JWKS_MAX_STALE_SECONDS must be at least 600",
+    ),
+    (
+        {**PROVIDER, "JWT_PUBLIC_KEY": RSA_PEM, "JWT_ALGORITHMS": "HS256"},
+        "do not fit JWT_PUBLIC_KEY",
+    ),
+    (
+        {**PROVIDER, "JWT_PUBLIC_KEY": RSA_PEM, "JWT_ALGORITHMS": "ES256"},
+        "do not fit JWT_PUBLIC_KEY",
+    ),
+    (
+        {**PROVIDER, "JWT_PUBLIC_KEY": EC_PEM, "JWT_ALGORITHMS": "RS256"},
+        "do not fit JWT_PUBLIC_KEY",
+    ),
+    ({**PROVIDER, "JWT_PUBLIC_KEY": "not a key"}, "JWT_PUBLIC_KEY is not a PEM public key"),
+    (
+        {**PROVIDER, "JWT_JWKS_URL": "http://127.0.0.1:18999/jwks", "JWT_ALGORITHMS": "HS256"},
+        "not HMAC",
+    ),
+    (
+        {**PROVIDER, "JWT_JWKS_URL": "file:///etc/jwks.json"},
+        "JWT_JWKS_URL must be an http:// or https:// URL",
+    ),
+    (
+        {**PROVIDER, "JWT_JWKS_URL": "login.example.com/jwks"},
+        "JWT_JWKS_URL must be an http:// or https:// URL",
+    ),
     ({"JWT_SECRET": SECRET, "JWT_PUBLIC_KEY": RSA_PEM}, "set only one token key source"),
     ({"JWT_SECRET": SECRET, "JWT_ALGORITHMS": "XS999"}, "unsupported algorithms"),
     ({"JWT_SECRET": SECRET, "JWT_LEEWAY_SECONDS": "soon"}, "JWT_LEEWAY_SECONDS must be a whole"),
@@ -70,13 +99,13 @@ def test_bad_configuration_is_refused_with_one_line(values: dict[str, str], reas
     ("values", "algorithms"),
     [
         ({"JWT_SECRET": SECRET}, ("HS256",)),
-        ({"JWT_PUBLIC_KEY": RSA_PEM}, ("RS256",)),
-        ({"JWT_PUBLIC_KEY": RSA_PEM, "JWT_ALGORITHMS": "RS256,PS256"}, ("RS256", "PS256")),
-        ({"JWT_PUBLIC_KEY": EC_PEM}, ("ES256",)),
+        ({**PROVIDER, "JWT_PUBLIC_KEY": RSA_PEM}, ("RS256",)),
+        ({**PROVIDER, "JWT_PUBLIC_KEY": RSA_PEM, "JWT_ALGORITHMS": "RS256,PS256"}, ("RS256", "PS256")),
+        ({**PROVIDER, "JWT_PUBLIC_KEY": EC_PEM}, ("ES256",)),
         # An environment variable often holds a PEM with its line breaks written as \n.
-        ({"JWT_PUBLIC_KEY": EC_PEM.replace("\n", "\\n")}, ("ES256",)),
-        ({"JWT_JWKS_URL": "http://127.0.0.1:18999/jwks"}, ("RS256",)),
-        ({"JWT_JWKS_URL": "http://127.0.0.1:18999/jwks", "JWT_ALGORITHMS": "RS256,ES256"},
+        ({**PROVIDER, "JWT_PUBLIC_KEY": EC_PEM.replace("\n", "\\n")}, ("ES256",)),
+        ({**PROVIDER, "JWT_JWKS_URL": "http://127.0.0.1:18999/jwks"}, ("RS256",)),
+        ({**PROVIDER, "JWT_JWKS_URL": "http://127.0.0.1:18999/jwks", "JWT_ALGORITHMS": "RS256,ES256"},
          ("RS256", "ES256")),
     ],
 )  # fmt: skip
@@ -132,7 +161,10 @@ def _run(command: list[str], environment: dict[str, str]) -> subprocess.Complete
 GUNICORN_REFUSALS = [
     ({}, "no token key configured"),
     ({"JWT_SECRET": "too-short"}, "JWT_SECRET must be at least 32 bytes long"),
-    ({"JWT_PUBLIC_KEY": RSA_PEM, "JWT_ALGORITHMS": "ES256"}, "do not fit JWT_PUBLIC_KEY"),
+    (
+        {**PROVIDER, "JWT_PUBLIC_KEY": RSA_PEM, "JWT_ALGORITHMS": "ES256"},
+        "do not fit JWT_PUBLIC_KEY",
+    ),
     # (gunicorn itself reads WEB_CONCURRENCY first, and fails with a traceback on a non-number.)
     ({"JWT_SECRET": SECRET, "WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY must be a whole number"),
     ({"JWT_SECRET": SECRET, "GUNICORN_TIMEOUT": "soon"}, "GUNICORN_TIMEOUT must be a whole"),

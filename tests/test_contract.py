@@ -8,7 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
+from service.models import Encounter
 from tests.dataset import BASE, ENCOUNTERS, Dataset
 from tests.tokens import Tokens
 
@@ -226,10 +229,30 @@ def test_a_31_day_window_is_allowed_and_unknown_parameters_are_ignored(
 
 
 def test_the_default_window_is_from_now_for_encounter_window_days(
-    client: FlaskClient, dataset: Dataset, tokens: Tokens
+    client: FlaskClient, dataset: Dataset, engine: Engine, tokens: Tokens
 ) -> None:
+    """[now, now + 14 days): Lisbon unit-3 encounters a minute either side of both ends pin it."""
+    now = datetime.now(UTC)
+    edges = {
+        "a minute ago": (now - timedelta(minutes=1), False),
+        "in a minute": (now + timedelta(minutes=1), True),
+        "a minute before 14 days": (now + timedelta(days=14, minutes=-1), True),
+        "a minute after 14 days": (now + timedelta(days=14, minutes=1), False),
+    }
+    ids = {name: uuid.uuid5(uuid.NAMESPACE_URL, f"edge/{name}") for name in edges}
+    with Session(engine) as session, session.begin():
+        session.add_all(
+            Encounter(id=ids[name], center_id=dataset["lisbon"], unit_number=3, starts_at=starts,
+                      ends_at=starts + timedelta(minutes=30), is_online=False, capacity=5)
+            for name, (starts, _) in edges.items()
+        )  # fmt: skip
     body = client.get("/users/me/encounters", headers=tokens.header()).get_json()
-    got = names(dataset, body)
+    returned = {item["Id"] for item in body}
+    assert {name for name in edges if str(ids[name]) in returned} == {
+        name for name, (_, inside) in edges.items() if inside
+    }
+    known = {str(dataset[name]) for name in ENCOUNTERS}
+    got = names(dataset, [item for item in body if item["Id"] in known])
     assert "lis_past" not in got and "lis_later" not in got  # -3 and +20 days
 
 

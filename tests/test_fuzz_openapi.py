@@ -35,6 +35,9 @@ FUZZ_SETTINGS = settings(
     derandomize=os.environ.get("FUZZ_SEED") is None,
 )
 # Spellings that reach real users, so that the fuzzer also sees 200s and their bodies.
+# Every test here also holds the logs to no dataset email, token or secret (tests/conftest.py): the
+# known users' emails are among the identifiers sent.
+pytestmark = pytest.mark.usefixtures("logs_without_secrets")
 KNOWN_IDENTIFIERS = ["me", *(user.reference_id for user in USERS.values())] + [
     user.email for user in USERS.values()
 ]

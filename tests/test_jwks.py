@@ -16,7 +16,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from service.tokens import TokenVerifier
 from tests.database import database_with_dataset
 from tests.live import Gunicorn, JwksServer, fetch
-from tests.tokens import Tokens
+from tests.tokens import PROVIDER, Tokens
 
 PATH = "/users/me/encounters"
 KEYS: dict[str, Any] = {
@@ -61,7 +61,7 @@ def jwks() -> Iterator[JwksServer]:
 def config(config: dict[str, Any], jwks: JwksServer) -> dict[str, Any]:
     """A deployment taking RS256 and ES256 tokens signed by the JWKS endpoint's keys."""
     del config["JWT_SECRET"]
-    config.update(JWT_JWKS_URL=jwks.url, JWT_ALGORITHMS="RS256,ES256")
+    config.update(JWT_JWKS_URL=jwks.url, JWT_ALGORITHMS="RS256,ES256", **PROVIDER)
     return config
 
 
@@ -150,6 +150,53 @@ def test_outage_keeps_cached_keys_working(
 
 
 @pytest.mark.usefixtures("dataset")
+@pytest.mark.parametrize(
+    "published",
+    [
+        [],  # the emergency step after a leak: withdraw every key
+        [{**jwk("rsa-1"), "use": "enc"}, {**jwk("ec-1"), "use": "enc"}],  # no signing key left
+    ],
+    ids=["empty", "encryption-only"],
+)
+def test_a_set_with_no_usable_key_revokes_every_cached_key(
+    client: FlaskClient, jwks: JwksServer, tokens: Tokens, clock: Clock, published: list[Any]
+) -> None:
+    leaked = signed(tokens, "rsa-1")
+    assert client.get(PATH, headers=leaked).status_code == 200
+    assert client.get(PATH, headers=signed(tokens, "ec-1")).status_code == 200
+    jwks.keys = published
+
+    clock.now += 600  # the age at which cached keys are refreshed (docs/operations.md)
+    response = client.get(PATH, headers=leaked)
+    assert response.status_code == 401
+    assert "signing key is unknown" in response.get_json()["detail"]
+    assert client.get(PATH, headers=signed(tokens, "ec-1")).status_code == 401
+    assert jwks.fetches == 2
+
+
+@pytest.mark.usefixtures("dataset")
+def test_keys_kept_through_an_outage_expire_after_the_max_stale_age(
+    client: FlaskClient, jwks: JwksServer, tokens: Tokens, clock: Clock
+) -> None:
+    assert client.get(PATH, headers=signed(tokens, "rsa-1")).status_code == 200
+    jwks.stop()
+
+    clock.now += 86400  # a day after the last answer: still trusted, at the bound
+    assert client.get(PATH, headers=signed(tokens, "rsa-1")).status_code == 200
+    clock.now += 61
+    response = client.get(PATH, headers=signed(tokens, "rsa-1"))
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == (
+        'Bearer realm="encounters", error="invalid_token", error_description="the token\'s '
+        'signing key is unconfirmed: the key set has been unreachable for over 86400 s"'
+    )
+
+    jwks.start()  # the provider is back: its answer is trusted for another day
+    clock.now += 61
+    assert client.get(PATH, headers=signed(tokens, "rsa-1")).status_code == 200
+
+
+@pytest.mark.usefixtures("dataset")
 def test_endpoint_down_from_the_start_is_a_503(
     client: FlaskClient, jwks: JwksServer, tokens: Tokens
 ) -> None:
@@ -184,7 +231,7 @@ def test_gunicorn_serves_rs256_tokens_from_a_jwks_on_localhost(
     url = database_with_dataset(migrated_template, tmp_path)
     server = Gunicorn(
         {"DATABASE_URL": url, "JWT_JWKS_URL": jwks.url, "JWT_ALGORITHMS": "RS256",
-         "WEB_CONCURRENCY": "2"},
+         "WEB_CONCURRENCY": "2", **PROVIDER},
         tmp_path / "server.log",
     ).start()  # fmt: skip
     try:

@@ -18,9 +18,18 @@ def _name(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _declared(*extras: str) -> set[str]:
+def _setup() -> configparser.ConfigParser:
     setup = configparser.ConfigParser()
     setup.read(ROOT / "setup.cfg")
+    return setup
+
+
+# The dev lock holds every extra setup.cfg declares (`make lock`): deploy's too, not a chosen few.
+EXTRAS = tuple(_setup()["options.extras_require"])
+
+
+def _declared(*extras: str) -> set[str]:
+    setup = _setup()
     sections = [setup["options"]["install_requires"]]
     sections += [setup["options.extras_require"][extra] for extra in extras]
     return {_name(line) for text in sections for line in text.splitlines() if line.strip()}
@@ -33,7 +42,7 @@ def _pinned(lock: str) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     ("lock", "extras"),
-    [("requirements.txt", ()), ("requirements-dev.txt", ("test", "bench", "dev"))],
+    [("requirements.txt", ()), ("requirements-dev.txt", EXTRAS)],
 )
 def test_every_declared_dependency_is_pinned(lock: str, extras: tuple[str, ...]) -> None:
     missing = _declared(*extras) - set(_pinned(lock))
@@ -43,3 +52,8 @@ def test_every_declared_dependency_is_pinned(lock: str, extras: tuple[str, ...])
 def test_the_dev_lock_pins_the_runtime_lock_versions() -> None:
     runtime, dev = _pinned("requirements.txt"), _pinned("requirements-dev.txt")
     assert {name: dev.get(name) for name in runtime} == runtime
+
+
+def test_make_lock_compiles_every_extra() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    assert sorted(re.findall(r"--extra (\w+)", makefile)) == sorted(EXTRAS)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
@@ -53,6 +53,29 @@ def test_metrics_are_prometheus_text_and_unauthenticated(client: FlaskClient) ->
     } <= names
 
 
+def test_made_up_methods_and_paths_add_no_series(client: FlaskClient) -> None:
+    """Anyone can send any method token and path without a token: the labels stay a closed set."""
+
+    def series() -> set[tuple[str, frozenset[tuple[str, str]]]]:
+        return set(samples(client.get("/metrics").get_data(as_text=True)))
+
+    client.open("/health/live", method="QZ0000X")
+    client.open("/no/such/path/0", method="ZQ0000Y")
+    client.get("/no/such/path/0")
+    series()  # the scrape's own series
+    before = series()
+    for n in range(1, 200):
+        assert client.open(f"/health/live?{n}", method=f"QZ{n:04}X").status_code == 405
+        assert client.open(f"/no/such/path/{n}", method=f"ZQ{n:04}Y").status_code in (404, 405)
+        assert client.get(f"/no/such/path/{n}").status_code == 404
+    assert series() == before
+    scrape = samples(client.get("/metrics").get_data(as_text=True))
+    assert value(scrape, "encounters_http_requests_total", method="other", route="<unmatched>",
+                 status="405") >= 199  # fmt: skip
+    assert value(scrape, "encounters_http_requests_total", method="GET", route="<unmatched>",
+                 status="404") >= 199  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def server(migrated_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
     """gunicorn with two workers over the known dataset."""
@@ -78,9 +101,9 @@ def test_totals_add_up_across_workers(server: Gunicorn) -> None:
         for _ in range(100):
             answers = list(pool.map(lambda p: fetch(server.url + p[0], p[1]), plan))
             sent.update(str(answer.status) for answer in answers)
-            if len(_worker_pids(server)) >= 2:
+            if len(server.answering_workers(ROUTE)) >= 2:
                 break
-    assert len(_worker_pids(server)) >= 2, "both workers should have answered"
+    assert len(server.answering_workers(ROUTE)) >= 2, "both workers should have answered"
     assert set(sent) == {"200", "401"}
 
     after = samples(fetch(f"{server.url}/metrics").body.decode())
@@ -108,21 +131,12 @@ def test_totals_add_up_across_workers(server: Gunicorn) -> None:
     )
 
 
-def _worker_pids(server: Gunicorn) -> set[int]:
-    pids = set()
-    for line in server.log_lines():
-        record = json.loads(line)
-        if record.get("logger") == "encounters.access" and record.get("route") == ROUTE:
-            pids.add(record["pid"])
-    return pids
-
-
 def test_a_restarted_worker_keeps_the_totals(server: Gunicorn) -> None:
     """gunicorn replaces a killed worker; what the dead one counted stays in the totals."""
     before = _route_totals(fetch(f"{server.url}/metrics").body.decode())
     assert before > 0
     booted = _boots(server)
-    os.kill(next(iter(_worker_pids(server))), signal.SIGKILL)
+    os.kill(next(iter(server.answering_workers(ROUTE))), signal.SIGKILL)
     deadline = time.monotonic() + 20
     while _boots(server) == booted and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -141,3 +155,25 @@ def _route_totals(text: str) -> float:
 
 def _boots(server: Gunicorn) -> int:
     return sum("Booting worker" in line for line in server.log_lines())
+
+
+def test_a_scrape_while_a_worker_creates_its_file_answers(
+    migrated_template: str, tmp_path: Path
+) -> None:
+    """A worker's file exists empty for a moment before it is sized: the scrape still answers 200."""
+    url = database_with_dataset(migrated_template, tmp_path)
+    folder = tmp_path / "metrics"
+    server = Gunicorn(
+        {"DATABASE_URL": url, "JWT_SECRET": SECRET, "WEB_CONCURRENCY": "1",
+         "PROMETHEUS_MULTIPROC_DIR": str(folder)},
+        tmp_path / "server.log",
+    ).start()  # fmt: skip
+    try:
+        fetch(f"{server.url}/health/live")
+        (folder / "counter_4194000.db").touch()  # as prometheus-client's open(), before truncate()
+        scrape = fetch(f"{server.url}/metrics")
+        assert scrape.status == 200
+        assert value(samples(scrape.body.decode()), "encounters_http_requests_total",
+                     method="GET", route="/health/live", status="200") >= 1  # fmt: skip
+    finally:
+        server.stop()

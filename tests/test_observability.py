@@ -4,15 +4,18 @@ request id; no email, token or secret in any line over a full run of the real se
 from __future__ import annotations
 
 import json
+import logging
 import re
 import urllib.parse
 from pathlib import Path
 
 import pytest
+from flask import Flask, request
 from flask.testing import FlaskClient
 
 from tests.database import database_with_dataset
 from tests.dataset import USERS
+from tests.leaks import leaks_in, log_text
 from tests.live import Answer, Gunicorn, fetch
 from tests.tokens import SECRET, Tokens
 
@@ -147,3 +150,13 @@ def test_formatter_masks_whatever_a_message_carries(monkeypatch: pytest.MonkeyPa
     for secret in ("Ana.Lima@Example.com", "ana%40example.com", token, "hunter22", SECRET):
         assert secret not in logged
     assert "[email]" in logged and "Bearer [redacted]" in logged and "[secret]" in logged
+
+
+def test_the_log_leak_check_sees_an_email_sent_in_a_path(
+    app: Flask, client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The check the robustness tests share (conftest's logs_without_secrets) is not blind."""
+    caplog.set_level(logging.DEBUG)
+    app.before_request(lambda: logging.getLogger("planted").info("path %s", request.path))
+    client.get("/users/Ana.Lima%40example.com/encounters")
+    assert leaks_in(log_text(caplog.records)) == ["Ana.Lima@example.com"]

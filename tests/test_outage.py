@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,14 @@ from sqlalchemy.engine import make_url
 
 from tests.database import POSTGRES_URL, database_with_dataset
 from tests.dataset import Dataset
-from tests.live import Gunicorn, TcpProxy, fetch
+from tests.live import Answer, Gunicorn, TcpProxy, fetch
 from tests.tokens import SECRET, Tokens
 
 pytestmark = pytest.mark.skipif(
     not POSTGRES_URL, reason="needs TEST_DATABASE_URL: an outage of SQLite cannot be staged"
 )
 PATH = "/users/me/encounters"
+ROUTE = "/users/{userIdentifier}/encounters"
 
 
 @pytest.fixture
@@ -89,16 +91,28 @@ def test_gunicorn_workers_ride_out_an_outage(
         tmp_path / "server.log",
     ).start()
     headers = tokens.header("ST-000123", "Student")
+
+    def every_worker_answers(status: int) -> list[Answer]:
+        """Requests in parallel until both workers (each with its own pool) answered some."""
+        start, answers = len(server.log_lines()), []
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            while len(server.answering_workers(ROUTE, start)) < 2 and len(answers) < 200:
+                answers += pool.map(lambda _: fetch(server.url + PATH, headers), range(4))
+        assert server.answering_workers(ROUTE, start) == {
+            worker.pid: {status} for worker in server.workers()
+        }
+        assert {answer.status for answer in answers} == {status}
+        return answers
+
     try:
-        # Several requests each time, so that both workers (each with its own pool) answer some.
-        assert {fetch(server.url + PATH, headers).status for _ in range(8)} == {200}
+        every_worker_answers(200)
         proxy.stop()
-        down = [fetch(server.url + PATH, headers) for _ in range(8)]
+        down = every_worker_answers(503)
         down += [fetch(server.url + "/health/ready") for _ in range(4)]
         assert {answer.status for answer in down} == {503}
         assert all(answer.headers["Retry-After"] for answer in down)
         proxy.start()
-        assert {fetch(server.url + PATH, headers).status for _ in range(8)} == {200}
+        every_worker_answers(200)
         assert fetch(server.url + "/health/ready").status == 200
     finally:
         assert server.stop() == 0

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from flask.testing import FlaskClient
 
 from tests.dataset import Dataset
-from tests.tokens import Tokens
+from tests.tokens import PROVIDER, Tokens
 
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 OTHER_RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -38,7 +38,7 @@ def bearer(token: str) -> dict[str, str]:
 def rsa_deployment(config: dict[str, Any]) -> dict[str, Any]:
     """A deployment verifying RS256 tokens with a PEM public key."""
     del config["JWT_SECRET"]
-    config.update(JWT_PUBLIC_KEY=public_pem(RSA_KEY), JWT_ALGORITHMS="RS256")
+    config.update(JWT_PUBLIC_KEY=public_pem(RSA_KEY), JWT_ALGORITHMS="RS256", **PROVIDER)
     return config
 
 
@@ -46,7 +46,7 @@ def rsa_deployment(config: dict[str, Any]) -> dict[str, Any]:
 def ec_deployment(config: dict[str, Any]) -> dict[str, Any]:
     """A deployment verifying ES256 tokens with a PEM public key."""
     del config["JWT_SECRET"]
-    config.update(JWT_PUBLIC_KEY=public_pem(EC_KEY), JWT_ALGORITHMS="ES256")
+    config.update(JWT_PUBLIC_KEY=public_pem(EC_KEY), JWT_ALGORITHMS="ES256", **PROVIDER)
     return config
 
 

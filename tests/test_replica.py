@@ -55,6 +55,18 @@ def test_request_reads_and_readiness_use_the_replica(
         response = client.get(PATH, headers=tokens.header("ST-000123"))
         assert response.status_code == 200
         assert str(dataset["lis_booked"]) in {e["Id"] for e in response.get_json()}
+    # With the primary down, requests and readiness still answer from the replica alone (and
+    # a replica that is down, with no fallback, is not ready: the test after this one).
+    down = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/encounters"
+    for application in serving_app(
+        config,
+        DATABASE_URL=down,
+        DATABASE_REPLICA_URL=config["DATABASE_URL"],
+        DATABASE_REPLICA_MAX_LAG_SECONDS="off",
+    ):
+        client = application.test_client()
+        assert client.get("/health/ready").status_code == 200
+        assert client.get(PATH, headers=tokens.header("ST-000123")).status_code == 200
     # The same deployment without the replica reads the empty primary: the caller is unknown.
     for application in serving_app(config, DATABASE_URL=empty_primary):
         assert application.test_client().get(PATH, headers=tokens.header()).status_code == 403

@@ -31,7 +31,7 @@ from service.app import create_app
 from tests.dataset import Dataset
 from tests.leaks import leaks_in, log_text
 from tests.live import free_port
-from tests.tokens import SECRET
+from tests.tokens import PROVIDER, SECRET
 
 REALM_ONLY = 'Bearer realm="encounters"'
 
@@ -64,10 +64,17 @@ def segment(value: Any) -> str:
     return b64(value if isinstance(value, bytes) else json.dumps(value).encode())
 
 
+AUDIENCE = {"aud": PROVIDER["JWT_AUDIENCE"], "iss": PROVIDER["JWT_ISSUER"]}
+
+
 def claims(**changes: Any) -> dict[str, Any]:
-    """A student's valid claims, with `changes` applied (None removes a claim)."""
+    """A student's valid claims, with `changes` applied (None removes a claim).
+
+    They name the identity provider and this service, as a public-key deployment requires.
+    """
     now = int(time.time())
     base: dict[str, Any] = {"sub": "ST-000123", "role": "Student", "iat": now, "exp": now + 600}
+    base.update(AUDIENCE)
     base.update(changes)
     return {name: value for name, value in base.items() if value is not None}
 
@@ -112,9 +119,10 @@ DEPLOYMENTS: dict[str, Callable[[Kit], dict[str, Any]]] = {
         "JWT_SECRET": None,
         "JWT_PUBLIC_KEY": kit.public_pem.decode(),
         "JWT_ALGORITHMS": "RS256",
+        **PROVIDER,
     },
     "typed": lambda kit: {"JWT_TOKEN_TYPE": "at+jwt"},
-    "audience": lambda kit: {"JWT_AUDIENCE": "encounters-api", "JWT_ISSUER": "https://idp.test"},
+    "audience": lambda kit: PROVIDER,
     "no-leeway": lambda kit: {"JWT_LEEWAY_SECONDS": "0"},
 }
 
@@ -128,13 +136,13 @@ class Attack:
     status: int
     challenge: str | None  # the exact WWW-Authenticate; None: the header must be absent
     deployment: str = "hmac"
-    path: str = "/users/me/encounters"
+    # A dataset email in the path (Ana's: the caller's own), so the log check sees one sent.
+    path: str = "/users/Ana.Lima%40example.com/encounters"
 
 
 HS = {"alg": "HS256", "typ": "JWT"}
 STAFF = {"sub": "SM-1", "role": "StaffMember"}
 FULL_WIDTH_STUDENT = "".join(chr(ord(letter) + 0xFEE0) for letter in "Student")
-AUDIENCE = {"aud": "encounters-api", "iss": "https://idp.test"}
 
 
 def bearer(make: Callable[[Kit], str]) -> Callable[[Kit], str]:
@@ -412,7 +420,7 @@ ATTACKS = [
     ),
     Attack(
         "no audience",
-        bearer(lambda k: hs256(HS, claims(iss=AUDIENCE["iss"]))),
+        bearer(lambda k: hs256(HS, claims(aud=None))),
         401,
         invalid_token("the token has no 'aud' claim"),
         "audience",

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 
 from service.app import create_app
 from tests.dataset import Dataset
-from tests.tokens import SECRET, Tokens
+from tests.tokens import PROVIDER, SECRET, Tokens
 
 PLAIN = 'Bearer realm="encounters"'
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -132,8 +132,8 @@ def test_issuer_and_audience_are_checked_when_configured(
     for bad in (
         tokens.mint(iss="https://evil.example", aud="encounters-api"),
         tokens.mint(iss="https://id.example", aud="another-api"),
-        tokens.mint(aud="encounters-api"),  # no iss
-        tokens.mint(iss="https://id.example"),  # no aud
+        tokens.mint(iss=None, aud="encounters-api"),  # no iss
+        tokens.mint(iss="https://id.example", aud=None),  # no aud
     ):
         assert_invalid_token(call(client, f"Bearer {bad}"))
 
@@ -192,7 +192,7 @@ def test_a_public_key_deployment_accepts_its_tokens_and_no_hmac_ones(
         .decode()
     )
     rsa_config = {k: v for k, v in config.items() if not k.startswith("JWT_")}
-    client = client_with(rsa_config, JWT_PUBLIC_KEY=pem, JWT_ALGORITHMS="RS256")
+    client = client_with(rsa_config, JWT_PUBLIC_KEY=pem, JWT_ALGORITHMS="RS256", **PROVIDER)
     assert call(client, f"Bearer {tokens.mint(key=RSA_KEY, algorithm='RS256')}").status_code == 200
     assert_invalid_token(call(client, f"Bearer {tokens.mint()}"))
 
@@ -218,6 +218,6 @@ def test_issue_token_refuses_a_public_key_deployment(config: dict[str, Any]) -> 
         .decode()
     )
     rsa_config = {k: v for k, v in config.items() if not k.startswith("JWT_")}
-    app = create_app({**rsa_config, "JWT_PUBLIC_KEY": pem})
+    app = create_app({**rsa_config, **PROVIDER, "JWT_PUBLIC_KEY": pem})
     result = app.test_cli_runner().invoke(args=["issue-token", "SM-1"])
     assert result.exit_code != 0 and "HMAC" in result.output

@@ -6,7 +6,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.soak.memory import RSS_GROWTH_LIMIT
+from bench.soak.memory import early_and_late, memory_problems
 from bench.soak.traffic import Tally
 
 
@@ -39,10 +39,7 @@ class Report:
                 self.problems.append(f"no {kind} request was sent")
         if len(self.memory) != self.workers:
             self.problems.append(f"worker pids seen: {sorted(self.memory)} (a worker restarted?)")
-        for pid, rss in self.memory.items():
-            settled = rss[min(len(rss) - 1, 2)]
-            if rss[-1] - settled > max(RSS_GROWTH_LIMIT, settled // 5):
-                self.problems.append(f"worker {pid} grew from {settled} to {rss[-1]} bytes")
+        self.problems += memory_problems(self.memory)
         if self.rows_before != self.rows_after:
             self.problems.append(f"rows changed: {self.rows_before} -> {self.rows_after}")
         self.problems += [f"log leak: {leak}" for leak in self.leaks]
@@ -65,9 +62,11 @@ class Report:
             f"p99 {quantiles[98] * 1000:.1f}, max {latencies[-1] * 1000:.1f}",
         ]
         for pid, rss in sorted(self.memory.items()):
+            early, late = early_and_late(rss)
             lines.append(
-                f"worker {pid} RSS MiB: first {rss[0] / mib:.1f}, min {min(rss) / mib:.1f}, "
-                f"max {max(rss) / mib:.1f}, last {rss[-1] / mib:.1f} ({len(rss)} samples)"
+                f"worker {pid} RSS MiB: early {early / mib:.1f}, late {late / mib:.1f} (medians of "
+                f"the first and last quarter), min {min(rss) / mib:.1f}, max {max(rss) / mib:.1f} "
+                f"({len(rss)} samples)"
             )
         lines.append(f"rows unchanged: {self.rows_before == self.rows_after}")
         lines.append(f"log leaks (emails, tokens, secret): {len(self.leaks)} in {self.log_path}")

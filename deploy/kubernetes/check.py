@@ -4,7 +4,8 @@ Each rendering (`kubectl kustomize`) is validated offline against Kubernetes 1.3
 `kubernetes-validate --strict`, then held to what docs/kubernetes.md promises: no Secret
 in the repository, every pod non-root and locked down with requests and limits, no init container,
 the app's shutdown within its grace period, its worker count explicit, its writable folders in
-memory, no prepared statements through PgBouncer, and a migrations Job without the signing key.
+memory, no prepared statements through PgBouncer, a migrations Job without the signing key, and
+every database connection (the service's URLs, PgBouncer's both ways) over verified TLS.
 """
 
 from __future__ import annotations
@@ -15,12 +16,16 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
 KUBERNETES_VERSION = "1.32.0"
 ROOT = Path(__file__).resolve().parent
 WORKLOADS = {"Deployment", "Job", "StatefulSet", "DaemonSet"}
+DATABASE_VARIABLES = ("DATABASE_URL", "DATABASE_REPLICA_URL")
+# PgBouncer's client side may only require TLS (it has no client certificates to verify).
+CLIENT_TLS_MODES = {"require", "verify-ca", "verify-full"}
 
 
 def renderings() -> Iterator[Path]:
@@ -116,6 +121,33 @@ def migration_problems(job: dict[str, Any]) -> Iterator[str]:
                 yield f"Job/{job['metadata']['name']}: has {variable['name']}"
 
 
+def tls_problems(config_maps: list[dict[str, Any]]) -> Iterator[str]:
+    """Database traffic crosses the network: TLS, with the server's certificate and name checked."""
+    for config_map in config_maps:
+        where = f"ConfigMap/{config_map['metadata']['name']}"
+        data = config_map.get("data", {})
+        for variable in DATABASE_VARIABLES:
+            if variable not in data:
+                continue
+            query = parse_qs(urlsplit(data[variable]).query)
+            if query.get("sslmode") != ["verify-full"]:
+                yield f"{where}: {variable} has no sslmode=verify-full"
+            elif not query.get("sslrootcert"):
+                yield f"{where}: {variable} has no sslrootcert (the mounted CA)"
+        if "pgbouncer.ini" in data:
+            ini = dict(
+                (key.strip(), value.strip())
+                for key, _, value in (
+                    line.partition("=") for line in data["pgbouncer.ini"].splitlines()
+                )
+                if not key.lstrip().startswith(";")
+            )
+            if ini.get("server_tls_sslmode") != "verify-full":
+                yield f"{where}: PgBouncer's server_tls_sslmode is not verify-full"
+            if ini.get("client_tls_sslmode") not in CLIENT_TLS_MODES:
+                yield f"{where}: PgBouncer does not require TLS of its clients"
+
+
 def problems(documents: list[dict[str, Any]]) -> Iterator[str]:
     """Everything one rendering breaks of the promises above."""
     by_kind: dict[str, list[dict[str, Any]]] = {}
@@ -123,6 +155,7 @@ def problems(documents: list[dict[str, Any]]) -> Iterator[str]:
         by_kind.setdefault(document["kind"], []).append(document)
     for secret in by_kind.get("Secret", []):
         yield f"Secret/{secret['metadata']['name']}: secrets are created outside the repository"
+    yield from tls_problems(by_kind.get("ConfigMap", []))
     for kind in WORKLOADS & by_kind.keys():
         for workload in by_kind[kind]:
             pod = workload["spec"]["template"]["spec"]

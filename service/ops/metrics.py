@@ -7,6 +7,7 @@ whichever worker answers the scrape.
 
 from __future__ import annotations
 
+import glob
 import os
 import time
 from typing import Any
@@ -31,6 +32,10 @@ MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # `*_created` series say when a process started counting: noise here, and absent under gunicorn.
 disable_created_metrics()
 _FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# Every label value comes from a closed set (SPEC 9): a method no route serves, which anyone can
+# make up without a token, would otherwise add a series per spelling, in memory and on disk.
+# Routes are Flask's rules or one unmatched label; statuses are the codes the app itself chose.
+OTHER_METHOD = "other"
 
 REQUESTS = Counter(
     "encounters_http_requests",
@@ -69,13 +74,36 @@ REPLICA_LAG = Gauge(
 blp = Blueprint("metrics", __name__)
 
 
+class WorkerFilesCollector(MultiProcessCollector):
+    """Every worker's values, less the files that a worker is creating at this very moment.
+
+    prometheus-client creates a worker's file empty and only then sizes it: a scrape that read it in
+    between failed with a 500. Such a file holds no value yet, and a file only ever grows, so one
+    that is at least a header long when listed is whole when read.
+    """
+
+    def collect(self) -> Any:
+        files = glob.glob(os.path.join(self._path, "*.db"))
+        return self.merge([f for f in files if _size(f) >= _HEADER_BYTES], accumulate=True)
+
+
+_HEADER_BYTES = 8  # the used-bytes counter at the head of every file
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:  # a dead worker's live gauges, removed since the listing
+        return 0
+
+
 @blp.route("/metrics", methods=["GET"])
 def metrics() -> Response:
     """The metrics in Prometheus text format, summed over every worker of this server."""
     registry = REGISTRY
     if os.environ.get(MULTIPROCESS_VARIABLE):
         registry = CollectorRegistry()
-        MultiProcessCollector(registry)
+        WorkerFilesCollector(registry)
     # The format the scraper asks for: text 0.0.4 by default, OpenMetrics when it prefers that.
     encode, content_type = choose_encoder(request.headers.get("Accept", ""))
     return Response(encode(registry), content_type=content_type)
@@ -86,11 +114,17 @@ def init_metrics(app: Flask) -> None:
     app.register_blueprint(blp)
     observe_engines()
 
+    served: frozenset[str] = frozenset()
+
     @app.after_request
     def observe_request(response: Response) -> Response:
+        nonlocal served
+        if not served:  # on the first request, when every blueprint has added its rules
+            served = frozenset(m for rule in app.url_map.iter_rules() for m in rule.methods or ())
+        method = request.method if request.method in served else OTHER_METHOD
         route = route_template()
-        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-        REQUEST_SECONDS.labels(request.method, route).observe(request_seconds())
+        REQUESTS.labels(method, route, str(response.status_code)).inc()
+        REQUEST_SECONDS.labels(method, route).observe(request_seconds())
         return response
 
 
