@@ -56,6 +56,16 @@ def metric(client: Any, name: str, **labels: str) -> float:
     return 0.0
 
 
+def reads(client: Any, destination: str) -> float:
+    """Requests' reads so far from `destination` (replica or primary), as /metrics counts them."""
+    return metric(client, "encounters_db_reads_total", destination=destination)
+
+
+def switches(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The messages of the switch lines logged so far."""
+    return [r.getMessage() for r in caplog.records if r.name == "encounters.replica"]
+
+
 def _libpq(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://")
 

@@ -2,8 +2,9 @@
 
 A replica that cancels a statement on a recovery conflict, or that is down with
 DATABASE_REPLICA_FALLBACK=none, is a 503 with Retry-After (bounded staleness and the fallback to
-the primary: tests/test_staleness.py). With TEST_REPLICA_DATABASE_URL naming a real hot standby of TEST_DATABASE_URL's
-server (`make scale-check` builds one), the reads are shown to reach it.
+the primary: tests/test_staleness.py, tests/test_fallback.py). With TEST_REPLICA_DATABASE_URL
+naming a real hot standby of TEST_DATABASE_URL's server (`make scale-check` builds one), the reads
+are shown to reach it.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def test_request_reads_and_readiness_use_the_replica(
 ) -> None:
     # The rows are only in the "replica" (the test database); the primary is empty.
     # The "replica" is no standby (on PostgreSQL it is not in recovery): no bound keeps the reads
-    # there, where a bound would send them to the primary (tests/test_staleness.py).
+    # there, where a bound would send them to the primary (tests/test_fallback.py).
     for application in serving_app(
         config,
         DATABASE_URL=empty_primary,
