@@ -13,7 +13,7 @@ ROLE ?=
 TTL ?= 43200
 RUN_PORT ?= 8000
 
-.PHONY: run token test readme-test lint check clean bench bench-ci lock kube-check image-check scale-packages scale-check
+.PHONY: run token test readme-test lint check clean bench bench-ci bench-load lock kube-check image-check scale-packages scale-check
 
 # Serving needs the runtime lock only (requirements.txt); the code runs from this folder, so the
 # project itself is not installed. pip checks every file against the lock's hashes.
@@ -93,6 +93,12 @@ BENCH_ARGS ?=
 bench: $(BIN)/.bench-installed
 	$(BIN)/python -m bench.perf $(BENCH_ARGS)
 	$(BIN)/python -m bench.plot
+
+# load-data of the standard world (about 100 MB) beside a plain COPY of the same rows, on
+# PostgreSQL (docs/data.md): databases bench_load_* on BENCH_LOAD_ARGS' --server, dropped after.
+BENCH_LOAD_ARGS ?= --twice
+bench-load: $(BIN)/.dev-installed
+	$(BIN)/python -m bench.load_data $(BENCH_LOAD_ARGS)
 
 # Small and fast (< 2 min): checks the SQL count per request and that every answer is a 200, not
 # timings. Uses BENCH_DATABASE_URL (emptied) or a temporary database it drops.

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -133,3 +135,45 @@ def table_snapshot(engine: Engine) -> dict[str, list[tuple[str, ...]]]:
             table.name: sorted(tuple(map(str, row)) for row in connection.execute(table.select()))
             for table in Base.metadata.sorted_tables
         }
+
+
+def miscounted_encounters(engine: Engine) -> int:
+    """Encounters whose kept count of active bookings is not the count of them."""
+    with engine.connect() as connection:
+        return int(
+            connection.execute(
+                text(
+                    "SELECT count(*) FROM encounters e WHERE active_bookings <> (SELECT count(*)"
+                    " FROM bookings b WHERE b.encounter_id = e.id AND NOT b.cancelled)"
+                )
+            ).scalar_one()
+        )
+
+
+def analyzed_tables(engine: Engine) -> set[str]:
+    """The tables the planner has statistics for (SQLite: sqlite_stat1)."""
+    query = (
+        "SELECT DISTINCT tbl FROM sqlite_stat1"
+        if engine.dialect.name == "sqlite"
+        else "SELECT DISTINCT tablename FROM pg_stats WHERE schemaname = 'public'"
+    )
+    with engine.connect() as connection:
+        return set(connection.execute(text(query)).scalars())
+
+
+def live_and_dead_rows(engine: Engine, tables: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """PostgreSQL's (live, dead) rows of `tables`, once every other session has reported them.
+
+    A session reports its counts when it ends: end the writer's sessions first.
+    """
+    deadline = time.monotonic() + 10
+    while True:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_stat_clear_snapshot()"))
+            rows = connection.execute(
+                text("SELECT relname, n_live_tup, n_dead_tup FROM pg_stat_user_tables")
+            ).all()
+        found = {name: (live, dead) for name, live, dead in rows if name in tables}
+        if all(found.get(table, (0, 0))[0] for table in tables) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)

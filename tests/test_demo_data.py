@@ -11,9 +11,17 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from service.db import db
 from service.directory import Role
 from service.models import Booking, Center, Encounter, StaffAssignment, User
-from tests.database import row_counts, table_snapshot
+from tests.database import (
+    analyzed_tables,
+    backend_name,
+    live_and_dead_rows,
+    miscounted_encounters,
+    row_counts,
+    table_snapshot,
+)
 from tests.dataset import Dataset
 from tests.tokens import Tokens
 
@@ -162,3 +170,18 @@ def test_replace_deletes_everything_first(
     demo_student = client.get("/users/me/encounters", headers=tokens.header("ST-000042"))
     assert gone.status_code == 403  # the dataset's Ana is no user any more
     assert demo_student.status_code == 200
+
+
+def test_the_network_is_ready_to_serve(app: Flask, engine: Engine) -> None:
+    """Counts kept, statistics gathered, and (PostgreSQL) no row written twice."""
+    result = demo(app, "--centers", "2", "--students", "300", "--days", "3", "--seed", "5")
+
+    assert result.exit_code == 0, result.output
+    assert miscounted_encounters(engine) == 0
+    tables = ["centers", "users", "staff_centers", "encounters", "bookings"]
+    assert set(tables) <= analyzed_tables(engine)
+    if backend_name() == "postgresql":
+        with app.app_context():
+            db.dispose()  # demo-data's session ends, and reports its counts
+        rows = live_and_dead_rows(engine, tables)
+        assert all(live > 0 and dead == 0 for live, dead in rows.values()), rows

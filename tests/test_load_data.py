@@ -265,6 +265,15 @@ def test_malformed_document_changes_nothing(
         ('{"encounters": [{"Capacity": NaN}]}', "the document is not JSON: NaN is not a JSON number"),
         ("[]", "must be a JSON object with the lists centers, users, encounters, bookings, not an array"),
         ('"users"', "not a single value"),
+        # These crashed the command before it streamed (a traceback instead of a refusal).
+        ("[" * 100_000, "not an array"),
+        ('{"centers": ' + "[" * 100_000, "Arrays or objects nested too deeply (line 1, column 14)"),
+        ('{"centers": [{"Name": ' + "[" * 100_000 + "]}]}", "nested too deeply (line 1, column 14)"),
+        ('{"encounters": [{"Capacity": ' + "9" * 5000 + "}]}", "An integer of more than 4300 digits"),
+        ('{"encounters": [{"Capacity": Infinity}]}', "Infinity is not a JSON number"),
+        ('{"centers": [{"Id": 1, "Id": 2}]}', "the key 'Id' appears twice in one object"),
+        ('{"centers": [{"Id": "x"}]', "Expecting ',' delimiter (line 1, column 26)"),
+        ('{"centers": []} {}', "Extra data (line 1, column 17)"),
     ],
 )  # fmt: skip
 def test_text_that_is_no_document_changes_nothing(
@@ -275,7 +284,9 @@ def test_text_that_is_no_document_changes_nothing(
     result = load(app, tmp_path, text)
 
     assert result.exit_code == 1
+    assert result.stderr.startswith("Error: nothing was written; 1 problem:\n  "), result.stderr
     assert message in result.stderr
+    assert len(result.stderr.splitlines()) == 2
     assert table_snapshot(engine) == before
 
 
@@ -339,7 +350,8 @@ def test_large_document_with_one_bad_record_at_the_end(
     elapsed = time.perf_counter() - began
     last = len(bookings) - 1
     assert result.exit_code == 1
-    assert result.stderr.splitlines()[1:] == [
+    # Progress lines (one every 5 s) may come first.
+    assert result.stderr[result.stderr.index("Error: ") :].splitlines()[1:] == [
         f"  bookings[{last}] (EncounterId {bookings[-1]['EncounterId']}, "
         f"UserId {bookings[-1]['UserId']}): Cancelled: Not a valid boolean (true or false)."
     ]

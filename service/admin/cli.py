@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import os
+import stat
+import sys
 import time
 from datetime import UTC, datetime
 from typing import BinaryIO
@@ -13,8 +17,9 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.admin.demo import DemoOptions, DemoRefused, create_demo_network
-from service.admin.loading import ImportRejected, load_document, parse_document
+from service.admin.loading import ImportRejected, load_stream
 from service.admin.migrate import upgrade
+from service.admin.progress import Progress
 from service.config import ConfigError
 from service.db import db
 from service.directory import DirectoryUnavailable, Role
@@ -41,14 +46,25 @@ def init_db() -> None:
 @click.command("load-data")
 @with_appcontext
 @click.argument("file", type=click.File("rb"))
-def load_data(file: BinaryIO) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="Show no progress (errors and the summary only).")
+def load_data(file: BinaryIO, quiet: bool) -> None:
     """Import FILE (JSON, `-` for stdin), upserting by Id: all of it, or nothing if any is bad."""
     _require_schema()
+    progress = Progress(sys.stderr, quiet=quiet)
     try:
-        summary = load_document(db.engine, parse_document(file.read()))
+        summary = load_stream(db.engine, file, progress, _size(file))
     except ImportRejected as error:
         raise click.ClickException(str(error)) from None
     click.echo(summary)
+
+
+def _size(file: BinaryIO) -> int | None:
+    """The size of a regular file (its progress has a percent); None for a pipe."""
+    try:
+        status = os.fstat(file.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return None
+    return status.st_size if stat.S_ISREG(status.st_mode) else None
 
 
 @click.command("demo-data")

@@ -1,21 +1,24 @@
-"""The consistency stage of load-data: duplicates, dangling references and key clashes."""
+"""The consistency stage of load-data, in SQL over the staging tables.
+
+Duplicates inside the document, references to centers, encounters and users that exist neither
+in the document nor in the database, and emails or reference ids another user already holds.
+Each check names at most MAX_LISTED records and counts them all; memory does not grow with the
+document.
+"""
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Hashable
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select
-from sqlalchemy.orm import InstrumentedAttribute
-
-from service.admin.bulk import LOOKUP_CHUNK, batches
-from service.models import Center, Encounter, User, lookup_key
+from sqlalchemy import Connection, text
 
 ORDER = ("centers", "users", "encounters", "bookings")
+MAX_LISTED = 20
 MISSING = "No {} with this Id in the document or the database."
-Records = dict[str, list[dict[str, Any]]]
 
 
 def record_label(kind: str, index: int, raw: Any) -> str:
@@ -25,117 +28,146 @@ def record_label(kind: str, index: int, raw: Any) -> str:
     return f"{kind}[{index}] ({', '.join(shown)})" if shown else f"{kind}[{index}]"
 
 
-def consistency_errors(connection: Connection, records: Records, document: Any) -> list[str]:
-    """Every duplicate, dangling reference and key clash in `records`, in document order."""
-    report = _Report(document)
-    _duplicates(report, records)
-    _references(connection, report, records)
-    _key_clashes(connection, report, records["users"])
-    return report.lines()
+@dataclass(frozen=True)
+class Problem:
+    """One line of the refusal, with where it sorts: kind, record, check, place in a list."""
+
+    order: tuple[int, int, int, int]
+    line: str
 
 
-class _Report:
-    def __init__(self, document: Any) -> None:
-        self.document = document
-        self.found: list[tuple[int, int, int, str]] = []
-
-    def add(self, kind: str, index: int, text: str) -> None:
-        label = record_label(kind, index, self.document[kind][index])
-        self.found.append((ORDER.index(kind), index, len(self.found), f"{label}: {text}"))
-
-    def lines(self) -> list[str]:
-        return [line for *_position, line in sorted(self.found)]
+@dataclass(frozen=True)
+class _Check:
+    kind: str
+    # Selects pos, label, the record's key columns (for its label), `detail` and `position`.
+    sql: str
+    message: str  # formatted with detail= and position=
+    detail_is_id: bool = False
 
 
-def _duplicates(report: _Report, records: Records) -> None:
-    checks: list[tuple[str, Callable[[dict[str, Any]], Hashable], str]] = [
-        ("centers", lambda r: r["id"], "Id: Same Id as centers[{}]."),
-        ("users", lambda r: r["id"], "Id: Same Id as users[{}]."),
-        ("users", lambda r: lookup_key(r["email"]), "Email: Same as users[{}] (ignoring case)."),
-        (
-            "users",
-            lambda r: lookup_key(r["reference_id"]),
-            "ReferenceId: Same as users[{}] (ignoring case).",
-        ),
-        ("encounters", lambda r: r["id"], "Id: Same Id as encounters[{}]."),
-        (
-            "bookings",
-            lambda r: (r["encounter_id"], r["user_id"]),
-            "Same EncounterId and UserId as bookings[{}].",
-        ),
-    ]
-    for kind, key, message in checks:
-        first: dict[Hashable, int] = {}
-        for index, record in enumerate(records[kind]):
-            earlier = first.setdefault(key(record), index)
-            if earlier != index:
-                report.add(kind, index, message.format(earlier))
-
-
-def _references(connection: Connection, report: _Report, records: Records) -> None:
-    users, encounters, bookings = records["users"], records["encounters"], records["bookings"]
-    wanted = {e["center_id"] for e in encounters}
-    for user in users:
-        wanted.update(user.get("center_ids") or ())
-        if user.get("center_id") is not None:
-            wanted.add(user["center_id"])
-    centers = _existing(connection, Center.id, {c["id"] for c in records["centers"]}, wanted)
-    for index, user in enumerate(users):
-        if user.get("center_id") is not None and user["center_id"] not in centers:
-            report.add("users", index, "CenterId: " + MISSING.format("center"))
-        for position, center_id in enumerate(user.get("center_ids") or ()):
-            if center_id not in centers:
-                report.add("users", index, f"CenterIds[{position}]: " + MISSING.format("center"))
-    for index, encounter in enumerate(encounters):
-        if encounter["center_id"] not in centers:
-            report.add("encounters", index, "CenterId: " + MISSING.format("center"))
-
-    known_encounters = _existing(
-        connection,
-        Encounter.id,
-        {e["id"] for e in encounters},
-        {b["encounter_id"] for b in bookings},
+def _duplicate(kind: str, stage: str, keys: Sequence[str], message: str) -> _Check:
+    joined = " AND ".join(f"f.{key} = s.{key}" for key in keys)
+    listed = ", ".join(keys)
+    return _Check(
+        kind,
+        f"SELECT s.*, f.first AS detail, 0 AS position FROM {stage} s JOIN"
+        f" (SELECT {listed}, min(pos) AS first FROM {stage} GROUP BY {listed}"
+        f" HAVING count(*) > 1) f ON {joined} WHERE s.pos > f.first",
+        message,
     )
-    known_users = _existing(
-        connection, User.id, {u["id"] for u in users}, {b["user_id"] for b in bookings}
+
+
+def _exists(table: str, column: str, value: str) -> str:
+    return f"EXISTS (SELECT 1 FROM {table} t WHERE t.{column} = {value})"
+
+
+def _key_clash(column: str, name: str) -> _Check:
+    return _Check(
+        "users",
+        f"SELECT s.*, u.id AS detail, 0 AS position FROM stage_users s"
+        f" JOIN (SELECT {column}, min(pos) AS first FROM stage_users GROUP BY {column}) f"
+        f" ON f.first = s.pos JOIN users u ON u.{column} = f.{column}"
+        f" WHERE NOT {_exists('stage_users', 'id', 'u.id')}",
+        f"{name}: Already used by another user (Id {{detail}}).",
+        detail_is_id=True,
     )
-    for index, booking in enumerate(bookings):
-        if booking["encounter_id"] not in known_encounters:
-            report.add("bookings", index, "EncounterId: " + MISSING.format("encounter"))
-        if booking["user_id"] not in known_users:
-            report.add("bookings", index, "UserId: " + MISSING.format("user"))
 
 
-def _existing(
-    connection: Connection,
-    column: InstrumentedAttribute[uuid.UUID],
-    in_document: set[uuid.UUID],
-    wanted: set[uuid.UUID],
-) -> set[uuid.UUID]:
-    """The ids of the document, plus those of `wanted` the database holds."""
-    known = set(in_document)
-    for chunk in batches(wanted - in_document, LOOKUP_CHUNK):
-        known.update(connection.scalars(select(column).where(column.in_(chunk))))
-    return known
+# In the order they are reported for one record (duplicates, references, key clashes).
+CHECKS = (
+    _duplicate("centers", "stage_centers", ["id"], "Id: Same Id as centers[{detail}]."),
+    _duplicate("users", "stage_users", ["id"], "Id: Same Id as users[{detail}]."),
+    _duplicate(
+        "users", "stage_users", ["email_key"], "Email: Same as users[{detail}] (ignoring case)."
+    ),
+    _duplicate(
+        "users",
+        "stage_users",
+        ["reference_key"],
+        "ReferenceId: Same as users[{detail}] (ignoring case).",
+    ),
+    _duplicate("encounters", "stage_encounters", ["id"], "Id: Same Id as encounters[{detail}]."),
+    _duplicate(
+        "bookings",
+        "stage_bookings",
+        ["encounter_id", "user_id"],
+        "Same EncounterId and UserId as bookings[{detail}].",
+    ),
+    _Check(
+        "users",
+        "SELECT s.*, NULL AS detail, 0 AS position FROM stage_users s"
+        " WHERE s.center_id IS NOT NULL"
+        f" AND NOT {_exists('stage_centers', 'id', 's.center_id')}"
+        f" AND NOT {_exists('centers', 'id', 's.center_id')}",
+        "CenterId: " + MISSING.format("center"),
+    ),
+    _Check(
+        "users",
+        "SELECT s.*, NULL AS detail, c.position AS position FROM stage_staff c"
+        " JOIN stage_users s ON s.pos = c.pos"
+        f" WHERE NOT {_exists('stage_centers', 'id', 'c.center_id')}"
+        f" AND NOT {_exists('centers', 'id', 'c.center_id')}",
+        "CenterIds[{position}]: " + MISSING.format("center"),
+    ),
+    _Check(
+        "encounters",
+        "SELECT s.*, NULL AS detail, 0 AS position FROM stage_encounters s"
+        f" WHERE NOT {_exists('stage_centers', 'id', 's.center_id')}"
+        f" AND NOT {_exists('centers', 'id', 's.center_id')}",
+        "CenterId: " + MISSING.format("center"),
+    ),
+    _Check(
+        "bookings",
+        "SELECT s.*, NULL AS detail, 0 AS position FROM stage_bookings s"
+        f" WHERE NOT {_exists('stage_encounters', 'id', 's.encounter_id')}"
+        f" AND NOT {_exists('encounters', 'id', 's.encounter_id')}",
+        "EncounterId: " + MISSING.format("encounter"),
+    ),
+    _Check(
+        "bookings",
+        "SELECT s.*, NULL AS detail, 0 AS position FROM stage_bookings s"
+        f" WHERE NOT {_exists('stage_users', 'id', 's.user_id')}"
+        f" AND NOT {_exists('users', 'id', 's.user_id')}",
+        "UserId: " + MISSING.format("user"),
+    ),
+    _key_clash("email_key", "Email"),
+    _key_clash("reference_key", "ReferenceId"),
+)
 
 
-def _key_clashes(connection: Connection, report: _Report, users: list[dict[str, Any]]) -> None:
-    """Emails and reference ids that a user outside the document already holds."""
-    in_document = {user["id"] for user in users}
-    for column, field, name in (
-        (User.email_key, "email", "Email"),
-        (User.reference_key, "reference_id", "ReferenceId"),
-    ):
-        first: dict[str, int] = {}
-        for index, user in enumerate(users):
-            first.setdefault(lookup_key(user[field]), index)
-        for chunk in batches(first, LOOKUP_CHUNK):
-            for key, owner in connection.execute(select(column, User.id).where(column.in_(chunk))):
-                # An owner in the document gives its key up (or is reported as a duplicate).
-                if owner not in in_document:
-                    report.add(
-                        "users", first[key], f"{name}: Already used by another user (Id {owner})."
-                    )
+def consistency_problems(connection: Connection) -> tuple[list[Problem], int]:
+    """The first MAX_LISTED problems in document order, and how many there are in all."""
+    found: list[Problem] = []
+    total = 0
+    for rank, check in enumerate(CHECKS):
+        rows = connection.execute(
+            text(
+                f"SELECT q.*, count(*) OVER () AS total FROM ({check.sql}) q"
+                f" ORDER BY q.pos, q.position LIMIT {MAX_LISTED}"
+            )
+        ).mappings()
+        for number, row in enumerate(rows):
+            total += row["total"] if number == 0 else 0
+            detail = _guid(row["detail"]) if check.detail_is_id else row["detail"]
+            line = check.message.format(detail=detail, position=row["position"])
+            label = row["label"] or _canonical_label(check.kind, row)
+            order = (ORDER.index(check.kind), row["pos"], rank, row["position"])
+            found.append(Problem(order, f"{label}: {line}"))
+    found.sort(key=lambda problem: problem.order)
+    return found[:MAX_LISTED], total
+
+
+def _canonical_label(kind: str, row: Any) -> str:
+    if kind == "bookings":
+        shown = f"EncounterId {_guid(row['encounter_id'])}, UserId {_guid(row['user_id'])}"
+    else:
+        shown = f"Id {_guid(row['id'])}"
+    return f"{kind}[{row['pos']}] ({shown})"
+
+
+def _guid(value: Any) -> str:
+    # Raw SQL reads SQLite's GUIDs as the 32 hex digits it stores.
+    return str(value if isinstance(value, uuid.UUID) else uuid.UUID(value))
 
 
 def _shown(value: Any) -> str:

@@ -1,50 +1,50 @@
-"""load-data: check a whole import document first, then write it in one transaction, or nothing.
+"""load-data: read an import document as a stream, check it whole, write it in one transaction.
 
-Checking happens in two stages. The schema stage names every record that breaks the wire format
-(types, required keys, ranges). Only a document that passes it reaches the consistency stage:
-duplicates inside the document, references to centers, encounters and users that exist neither in
-the document nor in the database, and emails or reference ids another user already holds.
+Phases, all in one transaction (any failure, a kill included, leaves the database as it was):
+1. parse and check: each record is read (service/admin/json_stream.py), checked against its
+   schema, and staged in a temporary table (service/admin/staging.py); then the consistency
+   checks run in SQL over the staged rows (service/admin/import_checks.py).
+2. write: one statement a table merges the staged rows (service/admin/merge.py).
+3. recount: the encounters whose bookings changed get their count of active bookings, once.
+4. analyze: the planner's statistics for every table written.
 """
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from marshmallow import ValidationError
-from sqlalchemy import Connection, Engine, Table, bindparam, delete, select
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from schemas.imports import ImportDocumentSchema
-from service.admin.bulk import LOOKUP_CHUNK, batches, insert_rows, upsert_rows
-from service.admin.import_checks import consistency_errors, record_label
-from service.models import Base, StaffAssignment, User, lookup_key
+from service.admin import merge
+from service.admin.fast_records import fast_record
+from service.admin.import_checks import MAX_LISTED, ORDER, consistency_problems, record_label
+from service.admin.json_stream import DocumentReader, NotJson
+from service.admin.progress import Phase, Progress
+from service.admin.records import SCHEMAS, staged_rows
+from service.admin.staging import Stager
 from service.problems import flatten_messages
 
-LISTS = ("centers", "users", "encounters", "bookings")
-MAX_LISTED = 20
-# Control characters never pass the schema, so a parked key cannot collide with a real one.
-PARKED = "\x1f"
-TABLES: dict[str, Table] = dict(Base.metadata.tables)
-_SCHEMA = ImportDocumentSchema()
+LISTS = ORDER
 
 
 class ImportRejected(ValueError):
-    """Nothing was written; `errors` says why, naming each bad record."""
+    """Nothing was written; `errors` names the first bad records, `count` all problems."""
 
-    def __init__(self, errors: Sequence[str]) -> None:
+    def __init__(self, errors: Sequence[str], count: int | None = None) -> None:
         super().__init__("\n".join(errors))
         self.errors = list(errors)
+        self.count = len(self.errors) if count is None else count
 
     def __str__(self) -> str:
-        count = len(self.errors)
-        lines = [f"nothing was written; {count} problem{'' if count == 1 else 's'}:"]
+        lines = [f"nothing was written; {self.count} problem{'' if self.count == 1 else 's'}:"]
         lines += [f"  {error}" for error in self.errors[:MAX_LISTED]]
-        if count > MAX_LISTED:
-            lines.append(f"  and {count - MAX_LISTED} more")
+        if self.count > MAX_LISTED:
+            lines.append(f"  and {self.count - MAX_LISTED} more")
         return "\n".join(lines)
 
 
@@ -66,143 +66,121 @@ class LoadSummary:
         )
 
 
-class _NotStrictJson(ValueError):
-    pass
-
-
-def parse_document(text: bytes | str) -> Any:
-    """The document's JSON, parsed strictly: duplicate keys, NaN and Infinity are errors."""
-    try:
-        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
-    except UnicodeDecodeError:
-        raise ImportRejected(["the document is not UTF-8 text"]) from None
-    except json.JSONDecodeError as error:
-        raise ImportRejected(
-            [f"the document is not JSON: {error.msg} (line {error.lineno}, column {error.colno})"]
-        ) from None
-    except _NotStrictJson as error:
-        raise ImportRejected([f"the document is not JSON: {error}"]) from None
-
-
-def load_document(engine: Engine, document: Any) -> LoadSummary:
-    """Check `document` completely, then upsert it in one transaction; ImportRejected if not."""
-    records = checked_records(document)
+def load_stream(
+    engine: Engine, source: BinaryIO, progress: Progress, size: int | None = None
+) -> LoadSummary:
+    """Check the document of `source` whole, then upsert it in one transaction, or nothing."""
     try:
         with engine.begin() as connection:
-            errors = consistency_errors(connection, records, document)
-            if errors:
-                raise ImportRejected(errors)
-            return _write(connection, records)
+            stager = Stager(connection)
+            with progress.phase("parse and check") as phase:
+                _stage(DocumentReader(source, LISTS), stager, phase, size)
+                listed, count = consistency_problems(connection)
+                if count:
+                    raise ImportRejected([problem.line for problem in listed], count)
+            summary = LoadSummary(
+                stager.counts["centers"],
+                stager.counts["users"],
+                stager.counts["staff"],
+                stager.counts["encounters"],
+                stager.counts["bookings"],
+            )
+            _write(connection, summary, progress)
+            stager.drop()
+            return summary
     except DBAPIError as error:
         reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
         raise ImportRejected([f"the database failed, so everything was undone: {reason}"]) from None
 
 
-def checked_records(document: Any) -> dict[str, list[dict[str, Any]]]:
-    """The document's records, typed; ImportRejected naming every record the schema refuses."""
-    if not isinstance(document, dict):
-        kind = "an array" if isinstance(document, list) else "a single value"
-        raise ImportRejected(
-            [f"the document must be a JSON object with the lists {', '.join(LISTS)}, not {kind}"]
-        )
+class _Problems:
+    """The schema stage's problems: the first MAX_LISTED in document order, and the count."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._kept: list[tuple[tuple[int, int, int], str]] = []
+
+    def add(self, kind: str, index: int, lines: list[str]) -> None:
+        order = ORDER.index(kind) if kind in ORDER else len(ORDER)
+        for line in lines:
+            self._kept.append(((order, index, self.count), line))
+            self.count += 1
+        if len(self._kept) > 10 * MAX_LISTED:  # memory stays bounded however bad the document
+            self._kept = sorted(self._kept)[:MAX_LISTED]
+
+    def rejection(self) -> ImportRejected:
+        return ImportRejected([line for _order, line in sorted(self._kept)], self.count)
+
+
+def _stage(reader: DocumentReader, stager: Stager, phase: Phase, size: int | None) -> None:
+    if size:
+        phase.fraction = lambda: reader.bytes_read / size
+    problems = _Problems()
     try:
-        records: dict[str, list[dict[str, Any]]] = _SCHEMA.load(document)
-    except ValidationError as error:
-        raise ImportRejected(_schema_errors(error.messages_dict, document)) from None
-    return records
+        for item in reader.items():
+            if item.index < 0 or item.key not in SCHEMAS:
+                _top_level(problems, item.key, item.index, item.value)
+                continue
+            phase.advance()
+            try:
+                record = fast_record(item.key, item.value) or SCHEMAS[item.key].load(item.value)
+            except ValidationError as error:
+                label = record_label(item.key, item.index, item.value)
+                problems.add(item.key, item.index, [f"{label}: {line}" for line in _lines(error)])
+                continue
+            if not problems.count:  # once the document is refused, staging is wasted work
+                for kind, row in staged_rows(item.key, item.index, item.value, record):
+                    stager.add(kind, row)
+    except NotJson as error:
+        raise ImportRejected([str(error)]) from None
+    if problems.count:
+        raise problems.rejection()
+    stager.finish()
 
 
-def _write(connection: Connection, records: dict[str, list[dict[str, Any]]]) -> LoadSummary:
-    users = [_user_row(user) for user in records["users"]]
-    assignments = [
-        {"user_id": user["id"], "center_id": center_id}
-        for user in records["users"]
-        for center_id in user.get("center_ids") or ()
-    ]
-    upsert_rows(connection, TABLES["centers"], records["centers"], ["id"])
-    _park_changed_keys(connection, users)
-    upsert_rows(connection, TABLES["users"], users, ["id"])
-    # A user in the document is stated whole: their assignments are exactly CenterIds.
-    for chunk in batches([user["id"] for user in users], LOOKUP_CHUNK):
-        connection.execute(delete(StaffAssignment).where(StaffAssignment.user_id.in_(chunk)))
-    insert_rows(connection, TABLES["staff_centers"], assignments)
-    upsert_rows(connection, TABLES["encounters"], records["encounters"], ["id"])
-    upsert_rows(connection, TABLES["bookings"], records["bookings"], ["encounter_id", "user_id"])
-    return LoadSummary(
-        centers=len(records["centers"]),
-        users=len(users),
-        staff_assignments=len(assignments),
-        encounters=len(records["encounters"]),
-        bookings=len(records["bookings"]),
-    )
-
-
-def _user_row(user: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": user["id"],
-        "email": user["email"],
-        "email_key": lookup_key(user["email"]),
-        "reference_id": user["reference_id"],
-        "reference_key": lookup_key(user["reference_id"]),
-        "role": user["role"],
-        "center_id": user.get("center_id"),
-        "current_unit": user.get("current_unit"),
-    }
-
-
-def _park_changed_keys(connection: Connection, users: list[dict[str, Any]]) -> None:
-    """Free the keys of users whose email or reference id changes, so that swaps cannot collide."""
-    wanted = {user["id"]: (user["email_key"], user["reference_key"]) for user in users}
-    changed: list[uuid.UUID] = []
-    for chunk in batches(wanted, LOOKUP_CHUNK):
-        rows = connection.execute(
-            select(User.id, User.email_key, User.reference_key).where(User.id.in_(chunk))
-        )
-        changed += [row.id for row in rows if (row.email_key, row.reference_key) != wanted[row.id]]
-    if not changed:
+def _top_level(problems: _Problems, key: str, index: int, value: Any) -> None:
+    """A top-level key that is no list, or not one of the four (named once)."""
+    if index > 0 or (index < 0 and key in SCHEMAS and value == []):
         return
-    table = TABLES["users"]
-    statement = (
-        table.update()
-        .where(table.c.id == bindparam("parked_id"))
-        .values(email_key=bindparam("parked_email"), reference_key=bindparam("parked_reference"))
-    )
-    parked = [
-        {"parked_id": id_, "parked_email": PARKED + id_.hex, "parked_reference": PARKED + id_.hex}
-        for id_ in changed
-    ]
-    for batch in batches(parked, LOOKUP_CHUNK):
-        connection.execute(statement, batch)
+    try:
+        ImportDocumentSchema().load({key: value if index < 0 else []})
+    except ValidationError as error:
+        problems.add(key, -1, [f"{key}: {line}" for line in _lines(error, key)])
 
 
-def _schema_errors(messages: dict[str, Any], document: dict[str, Any]) -> list[str]:
-    errors: list[str] = []
-    for name, problem in messages.items():
-        if name in LISTS and isinstance(problem, dict):
-            for index in sorted(problem):
-                label = record_label(name, index, document[name][index])
-                errors += [f"{label}: {text}" for text in _lines(problem[index])]
-        else:
-            errors += [f"{name}: {text}" for text in _lines(problem)]
-    return errors
-
-
-def _lines(messages: Any) -> list[str]:
+def _lines(error: ValidationError, key: str | None = None) -> list[str]:
     """marshmallow's nested messages as `Key[index]: message` lines."""
+    messages = error.messages_dict.get(key, {}) if key else error.messages_dict
     return [f"{path}: {text}" if path else text for path, text in flatten_messages(messages)]
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # json keeps the last of repeated keys silently; an import must not guess which was meant.
-    mapping = dict(pairs)
-    if len(mapping) != len(pairs):
-        seen: set[str] = set()
-        for key, _value in pairs:
-            if key in seen:
-                raise _NotStrictJson(f"the key {key!r} appears twice in one object")
-            seen.add(key)
-    return mapping
-
-
-def _no_constant(name: str) -> None:
-    raise _NotStrictJson(f"{name} is not a JSON number")
+def _write(connection: Connection, summary: LoadSummary, progress: Progress) -> None:
+    steps = [
+        ("centers", summary.centers, merge.merge_centers),
+        ("users", summary.users, merge.merge_users),
+        ("encounters", summary.encounters, merge.merge_encounters),
+        ("bookings", summary.bookings, merge.merge_bookings),
+    ]
+    written = [name for name, count, _merge in steps if count]
+    total = sum(count for _name, count, _merge in steps)
+    with progress.phase("write", total, "rows") as phase, merge.recount_held_off(connection):
+        for _name, count, step in steps:
+            if count:
+                step(connection)
+            phase.advance(count)
+    if summary.bookings:
+        with progress.phase("recount", unit="encounters") as phase:
+            phase.advance(merge.recount(connection))
+    tables = [
+        table
+        for name in written
+        for table in {
+            "users": ["users", "staff_centers"],
+            "bookings": ["encounters", "bookings"],
+        }.get(name, [name])
+    ]
+    tables = list(dict.fromkeys(tables))
+    with progress.phase("analyze", len(tables), "tables") as phase:
+        for table in tables:
+            merge.analyze(connection, [table])
+            phase.advance()
