@@ -13,7 +13,7 @@ ROLE ?=
 TTL ?= 43200
 RUN_PORT ?= 8000
 
-.PHONY: run token test readme-test lint check clean bench bench-ci bench-load lock kube-check image-check scale-packages scale-check
+.PHONY: run token test readme-test lint check clean bench bench-ci bench-load lock kube-check image-check scale-packages scale-check client-test
 
 # Serving needs the runtime lock only (requirements.txt); the code runs from this folder, so the
 # project itself is not installed. pip checks every file against the lock's hashes.
@@ -24,9 +24,13 @@ $(BIN)/.installed: requirements.txt
 
 # Tests, lint, the benchmark's Python tools and the repository's own tools (pip-tools,
 # pre-commit) and kubernetes-validate: the dev lock, the runtime lock plus the test, bench, dev
-# and deploy extras.
-$(BIN)/.dev-installed: $(BIN)/.installed requirements-dev.txt
+# and deploy extras. Then the Python client (clients/python), editable, for the tests that call
+# the live service with it: its one dependency, httpx, and the setuptools that builds it are in
+# the dev lock, so nothing unpinned is installed (--no-deps, --no-build-isolation).
+CLIENT := clients/python
+$(BIN)/.dev-installed: $(BIN)/.installed requirements-dev.txt $(CLIENT)/pyproject.toml
 	$(PIP) install --require-hashes -r requirements-dev.txt
+	$(PIP) install --no-deps --no-build-isolation --editable $(CLIENT)
 	touch $@
 
 # The benchmark also needs Debian's wrk.
@@ -64,11 +68,12 @@ test: $(BIN)/.dev-installed
 readme-test: $(BIN)/.dev-installed
 	$(BIN)/python -m pytest -m readme tests/test_readme.py $(PYTEST_ARGS)
 
-LINTED := service schemas tests migrations bench deploy/kubernetes wsgi.py gunicorn.conf.py
+LINTED := service schemas tests migrations bench deploy/kubernetes wsgi.py gunicorn.conf.py $(CLIENT)
 lint: $(BIN)/.dev-installed
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy -p service -p schemas -p bench
+	cd $(CLIENT) && ../../$(BIN)/mypy src tests
 	$(BIN)/hadolint Dockerfile
 
 check: lint test
@@ -86,6 +91,23 @@ lock: $(BIN)/.dev-installed
 	$(PIP_COMPILE) --output-file requirements.txt setup.cfg
 	$(PIP_COMPILE) --extra test --extra bench --extra dev --extra deploy --constraint requirements.txt \
 		--output-file requirements-dev.txt setup.cfg
+	$(PIP_COMPILE) --extra test --constraint requirements-dev.txt \
+		--output-file $(CLIENT)/requirements-test.txt $(CLIENT)/pyproject.toml
+
+# The client on its own (clients/python/README.md): a venv with nothing but its lock (httpx, and
+# pytest and mypy to test it), the package built and installed as a caller installs it, its
+# tests against a stub server, and mypy --strict. The tests against the live service are the
+# main suite's (tests/test_client_live.py).
+CLIENT_VENV := $(CLIENT)/.venv
+$(CLIENT_VENV)/bin/.installed: $(CLIENT)/requirements-test.txt
+	rm -rf $(CLIENT_VENV)
+	$(PYTHON) -m venv $(CLIENT_VENV)
+	$(CLIENT_VENV)/bin/python -m pip --quiet install --require-hashes -r $(CLIENT)/requirements-test.txt
+	touch $@
+client-test: $(CLIENT_VENV)/bin/.installed
+	$(CLIENT_VENV)/bin/python -m pip --quiet install --no-deps --force-reinstall $(CLIENT)
+	cd $(CLIENT) && .venv/bin/python -m pytest $(PYTEST_ARGS)
+	cd $(CLIENT) && .venv/bin/mypy src tests
 
 # The performance benchmark (docs/performance.md): 10k, 100k and 1M encounters on PostgreSQL
 # (databases bench_10k, bench_100k, bench_1m, built once), then docs/latency.png.
@@ -136,5 +158,5 @@ scale-check: $(BIN)/.bench-installed scale-packages
 
 # Keeps instance/encounters.db and the rest of instance/: data loaded with `load-data` is yours.
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CLIENT_VENV) .pytest_cache .mypy_cache .ruff_cache
 	rm -f instance/demo.db

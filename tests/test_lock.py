@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import configparser
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -55,5 +56,21 @@ def test_the_dev_lock_pins_the_runtime_lock_versions() -> None:
 
 
 def test_make_lock_compiles_every_extra() -> None:
-    makefile = (ROOT / "Makefile").read_text()
-    assert sorted(re.findall(r"--extra (\w+)", makefile)) == sorted(EXTRAS)
+    # The dev lock's command (the client's lock has a command, and extras, of its own).
+    makefile = (ROOT / "Makefile").read_text().replace("\\\n", " ")
+    (command,) = [
+        line for line in makefile.splitlines() if "--output-file requirements-dev" in line
+    ]
+    assert sorted(re.findall(r"--extra (\w+)", command)) == sorted(EXTRAS)
+
+
+def test_the_client_lock_covers_its_pyproject_at_the_dev_locks_versions() -> None:
+    """clients/python/requirements-test.txt: what `make client-test` installs, hash-pinned."""
+    project = tomllib.loads((ROOT / "clients/python/pyproject.toml").read_text())["project"]
+    declared = [*project["dependencies"], *project["optional-dependencies"]["test"]]
+    client, dev = _pinned("clients/python/requirements-test.txt"), _pinned("requirements-dev.txt")
+    missing = {_name(requirement) for requirement in declared} - set(client)
+    assert not missing, f"the client's lock lacks {sorted(missing)}: run `make lock`"
+    shared = set(client) & set(dev)
+    assert "httpx" in shared
+    assert {name: client[name] for name in shared} == {name: dev[name] for name in shared}
