@@ -1,5 +1,6 @@
 """(f) A primary failover under traffic, and (s) the bounded-staleness tests, on a primary and a
-standby of the check's own: the machine's cluster is never stopped, and its primary never idle.
+standby of the check's own: the machine's cluster is never stopped, and (s) needs a primary that
+nothing else writes to (the machine's is never idle).
 
 Two instances of the service name both hosts the libpq way in DATABASE_URL
 (`target_session_attrs=read-write`); the second also reads from the standby (DATABASE_REPLICA_URL,
