@@ -13,7 +13,7 @@ ROLE ?=
 TTL ?= 43200
 RUN_PORT ?= 8000
 
-.PHONY: run token test readme-test lint check clean bench bench-ci bench-load lock kube-check image-check scale-packages scale-check client-test
+.PHONY: run token test readme-test lint check clean bench bench-sizes bench-ci bench-load lock peer-lock kube-check image-check scale-packages scale-check client-test
 
 # Serving needs the runtime lock only (requirements.txt); the code runs from this folder, so the
 # project itself is not installed. pip checks every file against the lock's hashes.
@@ -109,10 +109,29 @@ client-test: $(CLIENT_VENV)/bin/.installed
 	cd $(CLIENT) && .venv/bin/python -m pytest $(PYTEST_ARGS)
 	cd $(CLIENT) && .venv/bin/mypy src tests
 
-# The performance benchmark (docs/performance.md): 10k, 100k and 1M encounters on PostgreSQL
-# (databases bench_10k, bench_100k, bench_1m, built once), then docs/latency.png.
+# The peer of the side-by-side benchmark (FastAPI + asyncpg + orjson, bench/peer/): its own venv,
+# from its own hash-pinned lock; the service's venv never holds it.
+PEER_VENV := .venv-peer
+$(PEER_VENV)/bin/.installed: bench/peer/requirements.txt
+	$(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip --quiet install --require-hashes -r bench/peer/requirements.txt
+	touch $@
+
+# The peer's lock, from bench/peer/requirements.in (as `make lock`, for the peer alone).
+peer-lock: $(BIN)/.dev-installed
+	$(LOCK_ENV) CUSTOM_COMPILE_COMMAND="make peer-lock" $(BIN)/pip-compile --quiet --generate-hashes \
+		--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links $(LOCK_ARGS) \
+		--output-file bench/peer/requirements.txt bench/peer/requirements.in
+
+# The performance benchmark (docs/performance.md): this service side by side with its peer on the
+# standard world (loaded once with init-db and load-data into database bench_world), 20- and
+# 256-item answers at 16 connections. bench-sizes: the per-size run (10k, 100k, 1M encounters of
+# demo-data) and docs/latency.png.
 BENCH_ARGS ?=
-bench: $(BIN)/.bench-installed
+bench: $(BIN)/.bench-installed $(PEER_VENV)/bin/.installed
+	$(BIN)/python -m bench.versus $(BENCH_ARGS)
+
+bench-sizes: $(BIN)/.bench-installed
 	$(BIN)/python -m bench.perf $(BENCH_ARGS)
 	$(BIN)/python -m bench.plot
 
@@ -158,5 +177,5 @@ scale-check: $(BIN)/.bench-installed scale-packages
 
 # Keeps instance/encounters.db and the rest of instance/: data loaded with `load-data` is yours.
 clean:
-	rm -rf $(VENV) $(CLIENT_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEER_VENV) $(CLIENT_VENV) .pytest_cache .mypy_cache .ruff_cache
 	rm -f instance/demo.db

@@ -19,13 +19,12 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import psutil
 import psycopg
 
 from bench.datasets import libpq_url
-from tests.live import Gunicorn
 
 # Written by wrk's `done` hook: one JSON line with the figures the harness needs.
 LUA = r"""
@@ -60,6 +59,18 @@ STATEMENTS = "encounters_db_statement_duration_seconds_count"
 REQUESTS = "encounters_http_requests_total"
 # Label values may hold braces themselves: route="/users/{userIdentifier}/encounters".
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s+([0-9.eE+-]+)$")
+
+
+class Server(Protocol):
+    """A server started here: gunicorn (tests.live.Gunicorn) or the peer's uvicorn."""
+
+    host: str
+    port: int
+
+    @property
+    def pid(self) -> int:
+        """The master process (its children are the workers)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -142,7 +153,7 @@ def counts(text: str, route_part: str = "/encounters") -> Counts:
     return Counts(statements, requests, non_2xx)
 
 
-def metrics(server: Gunicorn) -> Counts:
+def metrics(server: Server) -> Counts:
     """The server's counts so far."""
     connection = http.client.HTTPConnection(server.host, server.port, timeout=10)
     connection.request("GET", "/metrics")
@@ -154,7 +165,7 @@ def metrics(server: Gunicorn) -> Counts:
     return counts(text)
 
 
-def settled_metrics(server: Gunicorn, timeout: float = 10) -> Counts:
+def settled_metrics(server: Server, timeout: float = 10) -> Counts:
     """`metrics` once requests still in flight (wrk stops mid-request) are finished."""
     deadline = time.monotonic() + timeout
     last = metrics(server)
@@ -181,7 +192,7 @@ def _process_seconds(pid: int) -> float:
     return times.user + times.system
 
 
-def app_cpu(server: Gunicorn) -> float:
+def app_cpu(server: Server) -> float:
     """CPU seconds so far of the gunicorn master and its workers."""
     master = psutil.Process(server.pid)
     return cpu_seconds([master.pid, *(child.pid for child in master.children(recursive=True))])
@@ -214,7 +225,7 @@ def _database_delta(before: dict[int, float], after: dict[int, float]) -> float:
 
 
 def drive(
-    server: Gunicorn,
+    server: Server,
     lines: list[Line],
     label: str,
     *,
@@ -222,13 +233,19 @@ def drive(
     seconds: float,
     connections: int,
     threads: int = 2,
+    has_metrics: bool = True,
 ) -> Run:
-    """One wrk run of `seconds` over `lines`, with the server's CPU and SQL around it."""
+    """One wrk run of `seconds` over `lines`, with the server's CPU and SQL around it.
+
+    `has_metrics=False`: a server without the service's /metrics (the peer); no SQL count, and a
+    pause instead of the settled metrics for the requests still in flight when wrk stops.
+    """
+    none = Counts(0.0, 0.0, 0.0)
     with tempfile.TemporaryDirectory(prefix="encounters-wrk-") as folder:
         script, requests_file = Path(folder, "cycle.lua"), Path(folder, "requests.txt")
         script.write_text(LUA)
         requests_file.write_text("".join(f"{line.path} {line.token}\n" for line in lines))
-        before = settled_metrics(server)
+        before = settled_metrics(server) if has_metrics else none
         app_before, db_before = app_cpu(server), database_cpu(database_url)
         done = subprocess.run(
             [
@@ -247,7 +264,9 @@ def drive(
             text=True,
             timeout=seconds + 60,
         )
-        after = settled_metrics(server)
+        if not has_metrics:
+            time.sleep(1.0)
+        after = settled_metrics(server) if has_metrics else none
         app_after, db_after = app_cpu(server), database_cpu(database_url)
     found = re.search(r"^WRK_JSON (.*)$", done.stdout, re.MULTILINE)
     if done.returncode or not found:

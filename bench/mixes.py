@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -19,10 +20,9 @@ from urllib.parse import urlencode
 import psycopg
 
 from bench.datasets import Dataset, libpq_url
-from bench.load import Line
+from bench.load import Line, Server
 from service.config import Settings
 from service.tokens import mint_token
-from tests.live import Gunicorn
 
 ITEMS, BIG_ITEMS = 20, 500
 # Staff members' own lists of these lengths (at 1 connection) give the per-item cost: a linear
@@ -87,7 +87,7 @@ def query(starts: datetime, ends: datetime) -> str:
     return urlencode({"from": starts.isoformat().replace("+00:00", "Z"), "to": ends.isoformat()})
 
 
-def fetch(server: Gunicorn, line: Line) -> tuple[int, list[dict[str, Any]]]:
+def fetch(server: Server, line: Line) -> tuple[int, list[dict[str, Any]]]:
     """One request over HTTP: its status and (for a 200) the list."""
     connection = http.client.HTTPConnection(server.host, server.port, timeout=30)
     connection.request("GET", line.path, headers={"Authorization": f"Bearer {line.token}"})
@@ -97,7 +97,7 @@ def fetch(server: Gunicorn, line: Line) -> tuple[int, list[dict[str, Any]]]:
     return response.status, json.loads(body) if response.status == 200 else []
 
 
-def fitted(server: Gunicorn, base: str, token: str, starts: datetime, items: int) -> Line:
+def fitted(server: Server, base: str, token: str, starts: datetime, items: int) -> Line:
     """The request of `base` whose window from `starts` holds about `items` encounters.
 
     The list of a day (or a week, or 31 days when shorter) is fetched once; the window ends at
@@ -120,40 +120,52 @@ def fitted(server: Gunicorn, base: str, token: str, starts: datetime, items: int
     return Line(f"{base}?{query(starts, starts + span)}", token)
 
 
-def scenarios(
-    server: Gunicorn, dataset: Dataset, secret: str, users: int, seed: int, fit: bool = False
-) -> tuple[Scenario, dict[int, Scenario]]:
-    """The 20-item mix (both roles), and staff members' own lists of 500 items (with `fit`, of
-    each of FIT_ITEMS)."""
+def tokens(secret: str) -> Callable[[str, str], str]:
+    """A minter of the benchmark's tokens: (subject, role) -> a token the server accepts."""
     settings = Settings.from_mapping({"JWT_SECRET": secret, "JWT_ALGORITHMS": "HS256"})
+    return lambda subject, role: mint_token(settings, subject, role, 6 * 3600)
 
-    def token(subject: str, role: str) -> str:
-        return mint_token(settings, subject, role, 6 * 3600)
 
+def user_mix(
+    server: Server, dataset: Dataset, secret: str, users: int, seed: int, items: int = ITEMS
+) -> tuple[Scenario, list[str], list[datetime]]:
+    """Random students (their own list) and staff members (a student of one of their centers),
+    each with a window fitted to `items` items; and the staff members and mornings drawn."""
+    token = tokens(secret)
     rng = random.Random(seed)
     students, pairs = sample_users(dataset.url, users, seed)
     mornings = weekday_mornings(dataset.start, dataset.size.days, rng, len(students) + len(pairs))
     lines = [
-        fitted(server, "/users/me/encounters", token(student, "Student"), morning, ITEMS)
+        fitted(server, "/users/me/encounters", token(student, "Student"), morning, items)
         for student, morning in zip(students, mornings, strict=False)
     ]
     lines += [
-        fitted(server, f"/users/{student}/encounters", token(staff, "StaffMember"), morning, ITEMS)
+        fitted(server, f"/users/{student}/encounters", token(staff, "StaffMember"), morning, items)
         for (staff, student), morning in zip(pairs, mornings[len(students) :], strict=True)
     ]
     rng.shuffle(lines)
-    staff_members = sorted({staff for staff, _ in pairs})[:20]
+    staff_members = sorted({staff for staff, _ in pairs})
+    return Scenario(f"{items} items", lines), staff_members, mornings
+
+
+def scenarios(
+    server: Server, dataset: Dataset, secret: str, users: int, seed: int, fit: bool = False
+) -> tuple[Scenario, dict[int, Scenario]]:
+    """The 20-item mix (both roles), and staff members' own lists of 500 items (with `fit`, of
+    each of FIT_ITEMS)."""
+    token = tokens(secret)
+    small, staff_members, mornings = user_mix(server, dataset, secret, users, seed)
     lists = {
         items: Scenario(
             f"{items} items",
             [
                 fitted(server, "/users/me/encounters", token(staff, "StaffMember"), morning, items)
-                for staff, morning in zip(staff_members, mornings, strict=False)
+                for staff, morning in zip(staff_members[:20], mornings, strict=False)
             ],
         )
         for items in (FIT_ITEMS if fit else (BIG_ITEMS,))
     }
-    return Scenario("20 items", lines), lists
+    return small, lists
 
 
 def list_label(items: int) -> str:

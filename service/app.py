@@ -71,6 +71,8 @@ def create_app(config: Mapping[str, Any] | None = None, *, token_key: bool = Tru
         settings.database_url,
         replica_url=settings.database_replica_url,
         prepared_statements=settings.database_prepared_statements,
+        # OpenTelemetry's SQL spans live on SQLAlchemy's execution context: traced reads keep it.
+        driver_cursor=not settings.tracing,
         staleness=Staleness(
             settings.database_replica_max_lag_seconds, settings.database_replica_fallback
         ),

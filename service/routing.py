@@ -18,15 +18,12 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.ops.metrics import READS, REPLICA_LAG
@@ -53,53 +50,6 @@ class Staleness:
     fallback_to_primary: bool = True
 
 
-class Engines:
-    """An app's engines in one process (primary, replica), made anew in a forked worker."""
-
-    def __init__(
-        self,
-        url: str,
-        replica_url: str | None,
-        make_engine: Callable[[str], Engine],
-        staleness: Staleness,
-    ) -> None:
-        self.url = url
-        self.replica_url = replica_url
-        self.make_engine = make_engine
-        self.staleness = staleness
-        self._pid: int | None = None
-        self._engine: Engine | None = None
-        self._replica: Engine | None = None
-        self._reads: ReadRouter | None = None
-        self.hooks: list[Callable[[list[Engine]], None]] = []
-
-    def engine(self) -> Engine:
-        """The primary's engine of this process."""
-        # A pool inherited across fork() would share sockets between workers.
-        if self._engine is None or self._pid != os.getpid():
-            self._engine = self.make_engine(self.url)
-            self._replica = None
-            if self.replica_url is not None:
-                self._replica = self.make_engine(self.replica_url)
-            for hook in self.hooks:
-                hook([engine for engine in (self._engine, self._replica) if engine is not None])
-            self._reads = ReadRouter(self._engine, self._replica, self.staleness)
-            self._pid = os.getpid()
-        return self._engine
-
-    def connect(self) -> Connection:
-        """A new autocommit connection where reads go now."""
-        self.engine()
-        assert self._reads is not None
-        return self._reads.reader().connect()
-
-    def dispose(self) -> None:
-        """Close every pooled connection (primary and replica)."""
-        for engine in (self._engine, self._replica):
-            if engine is not None:
-                engine.dispose()
-
-
 class ReadRouter:
     """One worker's choice between the replica and the primary, looked at once a second."""
 
@@ -119,9 +69,6 @@ class ReadRouter:
         self._looking = threading.Lock()
         # (when, the primary's WAL position then), one a look: when the replica was last whole.
         self._primary_positions: deque[tuple[float, int]] = deque(maxlen=64)
-        if replica is not None:
-            # A failed read on the replica makes the next request look at once.
-            event.listen(replica, "handle_error", self._look_now)
 
     def reader(self) -> Engine:
         """The engine this request reads with (autocommit); ReplicaUnavailable if none may."""
@@ -140,15 +87,11 @@ class ReadRouter:
         READS.labels("primary").inc()
         return self.primary
 
-    def _look_now(self, _context: Any) -> None:
-        self._next_look = 0.0
-
     def _look(self) -> None:
         began = time.monotonic()
         lag, reason = self._lag()
-        # Set after the look, whose own failures ask for another at once: a replica that is down
-        # is tried once a second, not by every request. And a look takes at most a tenth of a
-        # worker's time, even on a host that drops packets (the connect timeout, 3 s, each look).
+        # A look takes at most a tenth of a worker's time, even on a replica host that drops
+        # packets (each look would wait for the connect timeout, 3 s).
         took = time.monotonic() - began
         self._next_look = time.monotonic() + max(LOOK_INTERVAL_SECONDS, 10 * took)
         if lag is not None:

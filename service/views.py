@@ -15,7 +15,7 @@ from werkzeug.routing import PathConverter
 
 from schemas.encounters import EncounterQuerySchema, EncounterSchema
 from service.directory import DirectoryUser, UserResolver
-from service.encounters import AvailableEncounter, Window, available_encounters
+from service.encounters import Window, encounters_json
 from service.identifiers import (
     ME,
     InvalidIdentifier,
@@ -24,7 +24,7 @@ from service.identifiers import (
 )
 from service.policy import Caller, Decision, may_view
 from service.problems import FORBIDDEN_DETAIL, NOT_FOUND_DETAIL, abort
-from service.representations import JSON_TYPES, compile_json, json_response, negotiate
+from service.representations import JSON_TYPES, json_response, negotiate
 from service.tokens import Principal, TokenVerifier
 
 
@@ -60,8 +60,6 @@ blp = Blueprint(
     __name__,
     description="The encounters a student can book or a staff member can see.",
 )
-# EncounterSchema's own output, without marshmallow's per-field work for every encounter.
-_encounters_json = compile_json(EncounterSchema, AvailableEncounter)
 
 _USER_IDENTIFIER = {
     "in": "path",
@@ -146,8 +144,8 @@ def list_encounters(
         abort(403, FORBIDDEN_DETAIL)
     if decision is Decision.NOT_FOUND or target is None:
         abort(404, NOT_FOUND_DETAIL)
-    encounters = available_encounters(target, window, query.get("unit"), query.get("online"))
-    return json_response(_encounters_json(encounters), mimetype)
+    body = encounters_json(target, window, query.get("unit"), query.get("online"))
+    return json_response(body, mimetype)
 
 
 def _caller_and_target(

@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 from flask import Flask
 from sqlalchemy import Uuid, bindparam, literal, select, text
+from sqlalchemy.exc import DBAPIError
 
 from service.db import Statement, db
 from service.models import Center, Encounter
-from tests.database import POSTGRES_URL
-from tests.dataset import BASE, ENCOUNTERS, Dataset
+from tests.database import POSTGRES_URL, backend_name
+from tests.dataset import BASE, CENTERS, ENCOUNTERS, Dataset
 
 # Applied to each comparison with `execute`: SQLite has no driver path to compare.
 driver_path = pytest.mark.skipif(
@@ -95,3 +96,23 @@ def test_a_value_rendered_into_the_sql_takes_execute(app: Flask, dataset: Datase
     for name in ("lisbon", "porto"):
         fast, core = _both(app, statement, {"center": dataset[name]})
         assert fast == core and len(fast) == 1
+
+
+def test_a_failing_read_is_sqlalchemys_error_without_its_values(
+    app: Flask, dataset: Dataset
+) -> None:
+    statement = text("SELECT no_such_column FROM centers WHERE name <> :secret")
+    with app.app_context():
+        with pytest.raises(DBAPIError) as raised:
+            db.read(statement, {"secret": "do-not-show-me"})
+        assert not raised.value.connection_invalidated
+        assert "do-not-show-me" not in str(raised.value)
+        assert db.read(text("SELECT count(*) FROM centers"))[0][0] == len(CENTERS)
+
+
+@pytest.mark.skipif(backend_name() != "postgresql", reason="PostgreSQL's planner setting")
+def test_a_request_never_plans_parallel_workers(app: Flask) -> None:
+    """A table without statistics (right after a bulk load) must not make a read fork workers."""
+    with app.app_context():
+        setting = db.read(text("SHOW max_parallel_workers_per_gather"))
+    assert setting[0][0] == "0"

@@ -1,0 +1,1 @@
+"""The peer of the side-by-side benchmark: FastAPI + asyncpg + orjson (app.py), in its own venv."""
