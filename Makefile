@@ -169,7 +169,8 @@ scale-packages:
 	fi
 
 # The scale-out proof (docs/scaling.md): a streaming replica on 5433, PgBouncer on 6432, 3 gunicorn
-# instances behind HAProxy, all on 127.0.0.1; < 4 min. Root, PostgreSQL 15 on 5432.
+# instances behind HAProxy, and for the failover a primary and standby of its own (free ports from
+# 5434), all on 127.0.0.1; < 4 min. Root, PostgreSQL 15 on 5432 (never stopped).
 # SCALE_REPLICA_PORT and SCALE_PGBOUNCER_PORT move it to other ports.
 scale-check: $(BIN)/.bench-installed scale-packages
 	$(BIN)/python -m bench.scale_check

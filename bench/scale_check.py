@@ -7,9 +7,12 @@ a pool smaller than its clients, 3 gunicorn instances and HAProxy (deploy/haprox
 loads data through the primary (`init-db`, `demo-data`, `load-data`), waits for the standby to
 replay it, then checks (a) identical answers on every path, (b) connections through PgBouncer,
 (c) a drain that loses nothing, (d) kill -9 under load, (e) throughput and CPU per request of each
-tier at 1, 2 and 3 instances. Prints the capacity model, writes bench/results/scale-check.json,
-ends with one summary line, and exits 1 when a check fails. Runs as root (it creates a cluster
-and edits the primary's pg_hba.conf, restored at the end); everything it starts is stopped by pid.
+tier at 1, 2 and 3 instances, (g) a PgBouncer restart and (h) a PgBouncer PAUSE under traffic,
+the tests that need the standby, then, on a primary and standby of its own, (s) the bounded
+staleness tests and (f) a failover (the primary stopped, the standby promoted) under traffic.
+Prints the capacity model, writes bench/results/scale-check.json, ends with one summary line,
+and exits 1 when a check fails. Runs as root (it creates clusters and edits the primary's
+pg_hba.conf, restored at the end); everything it starts is stopped by pid, every cluster dropped.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import os
 import signal
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
 
@@ -30,9 +34,11 @@ from bench.scale.cleanup import leftovers
 from bench.scale.data import request_lines
 from bench.scale.deployment import deploy
 from bench.scale.drain import check_drain
+from bench.scale.failover import check_failover, check_staleness, own_pair
 from bench.scale.fleet import INSTANCES
 from bench.scale.identical import check_identical
 from bench.scale.kill import check_kill
+from bench.scale.pooler_faults import check_pooler_pause, check_pooler_restart
 from bench.scale.pooling import backends, check_connections
 from bench.scale.standby import file_digest
 from bench.scale.standby_tests import check_tests
@@ -65,7 +71,7 @@ def scale_check(args: argparse.Namespace, checks: list[Check]) -> None:
         report(checks[-1])
         tiers = {
             "gunicorn": fleet.pids,
-            "pgbouncer": lambda: [up.bouncer.process.pid],
+            "pgbouncer": lambda: [up.bouncer.pids[-1]],
             # Only the standby's backends of this database: its startup process also replays
             # the WAL of everything else the shared primary does.
             "postgresql": lambda: backends(standby),
@@ -78,15 +84,31 @@ def scale_check(args: argparse.Namespace, checks: list[Check]) -> None:
         model = capacity(checks[-1].figures["layouts"], os.cpu_count() or 1)
         checks[-1].figures["capacity"] = model
         print(f"  capacity model: {json.dumps(model)}")
-        fleet.stop_all()
-        checks.append(
-            check_tests(
-                f"{up.sqlalchemy}_tests",
-                standby.replace("postgresql://", "postgresql+psycopg://") + "_tests",
+        # (s) and (f)'s own primary and standby are made meanwhile (their clusters dropped by
+        # `stack`); (g), (h) and the tests count failures, not throughput.
+        pair_stack = stack.enter_context(contextlib.ExitStack())
+        with ThreadPoolExecutor(1) as background:
+            pair = background.submit(own_pair, pair_stack)
+            checks.append(check_pooler_restart(lb, up.bouncer, mix))
+            report(checks[-1])
+            checks.append(check_pooler_pause(lb, up.bouncer, mix))
+            report(checks[-1])
+            fleet.stop_all()
+            checks.append(
+                check_tests(
+                    f"{up.sqlalchemy}_tests",
+                    standby.replace("postgresql://", "postgresql+psycopg://") + "_tests",
+                )
             )
-        )
+            report(checks[-1])
+            primary, replica = pair.result()
+        checks.append(check_staleness(primary, replica))
+        report(checks[-1])
+        checks.append(check_failover(primary, replica, up.secret, logs))
         report(checks[-1])
         started = up.started()
+        started["clusters"] += [primary.name, replica.name]
+        started["ports"] += [primary.port, replica.port]
     checks.append(leftovers(started, up.hba, args.hba_digest, up.primary_admin))
     report(checks[-1])
 

@@ -21,6 +21,7 @@ from service.ops.metrics import init_metrics, observe_resolver
 from service.ops.request_ids import init_request_ids
 from service.problems import Api, register_error_handlers
 from service.representations import OrjsonProvider
+from service.routing import Staleness
 from service.tokens import TokenVerifier
 from service.views import IdentifierConverter
 from service.views import blp as encounters_blp
@@ -72,6 +73,9 @@ def create_app(config: Mapping[str, Any] | None = None, *, token_key: bool = Tru
         prepared_statements=settings.database_prepared_statements,
         # OpenTelemetry's SQL spans live on SQLAlchemy's execution context: traced reads keep it.
         driver_cursor=not settings.tracing,
+        staleness=Staleness(
+            settings.database_replica_max_lag_seconds, settings.database_replica_fallback
+        ),
     )
     init_request_ids(app)
     init_access_log(app)

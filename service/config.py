@@ -39,6 +39,9 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     # A hot standby for every request's reads (SPEC 10); the CLI keeps to database_url.
     database_replica_url: str | None = None
+    # Bounded staleness (SPEC 8): None is `off`, no bound; replica_fallback False is `none`.
+    database_replica_max_lag_seconds: int | None = 5
+    database_replica_fallback: bool = True
     # off: psycopg never prepares, for a pooler in transaction mode (PgBouncer before 1.22).
     database_prepared_statements: bool = True
     jwt_secret: str | None = None
@@ -86,13 +89,22 @@ class Settings:
                 raise ConfigError(f"{name} must be at least {minimum}, got {number}")
             return number
 
+        def seconds_or_off(name: str, default: int) -> int | None:
+            if (text(name) or "").strip().lower() == "off":
+                return None
+            try:
+                return integer(name, default, 1)
+            except ConfigError as error:
+                raise ConfigError(f"{error} (or off)") from None
+
+        def choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+            raw = text(name, default) or default
+            if raw.strip().lower() not in allowed:
+                raise ConfigError(f"{name} must be {' or '.join(allowed)}, got {raw!r}")
+            return raw.strip().lower()
+
         def switch(name: str, default: bool) -> bool:
-            raw = text(name)
-            if raw is None:
-                return default
-            if raw.strip().lower() not in ("on", "off"):
-                raise ConfigError(f"{name} must be on or off, got {raw!r}")
-            return raw.strip().lower() == "on"
+            return choice(name, "on" if default else "off", ("on", "off")) == "on"
 
         def database(name: str) -> str | None:
             url = text(name)
@@ -115,6 +127,10 @@ class Settings:
         settings = cls(
             database_url=database("DATABASE_URL") or DEFAULT_DATABASE_URL,
             database_replica_url=database("DATABASE_REPLICA_URL"),
+            database_replica_max_lag_seconds=seconds_or_off("DATABASE_REPLICA_MAX_LAG_SECONDS", 5),
+            database_replica_fallback=(
+                choice("DATABASE_REPLICA_FALLBACK", "primary", ("primary", "none")) == "primary"
+            ),
             database_prepared_statements=switch("DATABASE_PREPARED_STATEMENTS", True),
             jwt_secret=text("JWT_SECRET"),
             jwt_public_key=text("JWT_PUBLIC_KEY"),

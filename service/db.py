@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from service.driver_sql import Statement, driver_sql
 from service.engines import make_engine
+from service.routing import ReadRouter, Staleness
 
 __all__ = ["Database", "Statement", "db", "make_engine"]
 # A request reads a few hundred rows by index range scans: parallel workers (which the planner
@@ -25,7 +26,7 @@ class Database:
     A request only reads, so its connection runs each statement on its own (autocommit): no
     BEGIN and ROLLBACK round trips around the request's two statements, and no ORM session to
     set up and tear down. Writers (the CLI commands) use `engine`, in transactions of their own.
-    With a read replica, requests read there and `engine` stays on the primary.
+    With a read replica, requests read there (service.routing) and `engine` stays on the primary.
     """
 
     def init_app(
@@ -36,6 +37,7 @@ class Database:
         replica_url: str | None = None,
         prepared_statements: bool = True,
         driver_cursor: bool = True,
+        staleness: Staleness | None = None,
     ) -> None:
         """Bind the app to the database at `url` (nothing connects until first use).
 
@@ -43,6 +45,7 @@ class Database:
         needs its execution context).
         """
         binding = _Binding(url, replica_url, prepared_statements, driver_cursor)
+        binding.staleness = staleness or Staleness()
         app.extensions["encounters.db"] = binding
         app.teardown_appcontext(_close_connection)
 
@@ -61,7 +64,7 @@ class Database:
     def connection(self) -> Connection:
         """The read-only (autocommit) connection of the current request, opened on first use.
 
-        On the read replica when there is one: a request never writes.
+        On the read replica when there is one and it keeps up: a request never writes.
         """
         if "db_connection" not in g:
             binding: _Binding = current_app.extensions["encounters.db"]
@@ -107,7 +110,8 @@ class _Binding:
         self._pid: int | None = None
         self._engine: Engine | None = None
         self._replica: Engine | None = None
-        self._reader: Engine | None = None
+        self.staleness = Staleness()
+        self._reads: ReadRouter | None = None
         self.hooks: list[Callable[[list[Engine]], None]] = []
 
     def engine(self) -> Engine:
@@ -120,15 +124,14 @@ class _Binding:
                 )
             for hook in self.hooks:
                 hook([engine for engine in (self._engine, self._replica) if engine is not None])
-            reads = self._replica or self._engine
-            self._reader = reads.execution_options(isolation_level="AUTOCOMMIT")
+            self._reads = ReadRouter(self._engine, self._replica, self.staleness)
             self._pid = os.getpid()
         return self._engine
 
     def connect(self) -> Connection:
         self.engine()
-        assert self._reader is not None
-        connection = self._reader.connect()
+        assert self._reads is not None
+        connection = self._reads.reader().connect()
         pooled = connection.connection
         if connection.dialect.name == "postgresql" and "serial" not in pooled.info:
             # Once per pooled connection, on the request path only (the CLI's bulk work may

@@ -20,6 +20,7 @@ from service.encounters import InvalidQuery
 from service.identifiers import InvalidIdentifier
 from service.jwks import KeySetUnavailable
 from service.representations import NOT_ACCEPTABLE_DETAIL
+from service.routing import ReplicaUnavailable
 from service.tokens import Unauthenticated
 
 PROBLEM_TYPE = "application/problem+json"
@@ -184,6 +185,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
     @app.errorhandler(PoolTimeout)
+    @app.errorhandler(ReplicaUnavailable)
     def unavailable(error: Exception) -> Response:
         log.warning("dependency unavailable: %s", type(error).__name__)
         return problem(

@@ -224,6 +224,7 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._connections: list[socket.socket] = []
         self._lock = threading.Lock()
+        self.accepted = 0  # connections accepted so far
 
     def start(self) -> TcpProxy:
         """Accept connections on the port (the same one after a stop)."""
@@ -252,6 +253,7 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return
+            self.accepted += 1
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:

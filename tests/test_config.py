@@ -78,7 +78,12 @@ REFUSED = [
     ({"JWT_SECRET": SECRET, "DATABASE_PREPARED_STATEMENTS": "no"}, "must be on or off, got 'no'"),
     ({"JWT_SECRET": SECRET, "DATABASE_PREPARED_STATEMENTS": "0"}, "must be on or off"),
     ({"JWT_SECRET": SECRET, "DATABASE_REPLICA_URL": "replica:5433"}, "is not a database URL"),
-]
+    ({"JWT_SECRET": SECRET, "DATABASE_REPLICA_MAX_LAG_SECONDS": "5s"},
+     "DATABASE_REPLICA_MAX_LAG_SECONDS must be a whole number, got '5s' (or off)"),
+    ({"JWT_SECRET": SECRET, "DATABASE_REPLICA_MAX_LAG_SECONDS": "0"}, "must be at least 1, got 0"),
+    ({"JWT_SECRET": SECRET, "DATABASE_REPLICA_FALLBACK": "replica"},
+     "DATABASE_REPLICA_FALLBACK must be primary or none, got 'replica'"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("values", "reason"), REFUSED)
@@ -111,18 +116,30 @@ def test_good_configuration_settles_its_algorithms(
 
 
 @pytest.mark.parametrize(
-    ("values", "replica", "prepared"),
+    ("values", "replica", "prepared", "max_lag", "fallback"),
     [
-        ({}, None, True),
-        ({"DATABASE_PREPARED_STATEMENTS": "on"}, None, True),
-        ({"DATABASE_PREPARED_STATEMENTS": " OFF "}, None, False),
-        ({"DATABASE_REPLICA_URL": "postgresql+psycopg://ro@standby/db"}, "postgresql+psycopg://ro@standby/db", True),
+        ({}, None, True, 5, True),
+        ({"DATABASE_PREPARED_STATEMENTS": "on"}, None, True, 5, True),
+        ({"DATABASE_PREPARED_STATEMENTS": " OFF "}, None, False, 5, True),
+        ({"DATABASE_REPLICA_URL": "postgresql+psycopg://ro@standby/db"}, "postgresql+psycopg://ro@standby/db", True, 5, True),
+        ({"DATABASE_REPLICA_MAX_LAG_SECONDS": "30"}, None, True, 30, True),
+        ({"DATABASE_REPLICA_MAX_LAG_SECONDS": " Off "}, None, True, None, True),
+        ({"DATABASE_REPLICA_FALLBACK": "none"}, None, True, 5, False),
+        ({"DATABASE_REPLICA_FALLBACK": "PRIMARY"}, None, True, 5, True),
     ],
 )  # fmt: skip
-def test_scale_out_settings(values: dict[str, str], replica: str | None, prepared: bool) -> None:
+def test_scale_out_settings(
+    values: dict[str, str],
+    replica: str | None,
+    prepared: bool,
+    max_lag: int | None,
+    fallback: bool,
+) -> None:
     settings = Settings.from_mapping({"JWT_SECRET": SECRET, **values})
     assert settings.database_replica_url == replica
     assert settings.database_prepared_statements is prepared
+    assert settings.database_replica_max_lag_seconds == max_lag
+    assert settings.database_replica_fallback is fallback
 
 
 def _run(command: list[str], environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -152,6 +169,7 @@ GUNICORN_REFUSALS = [
     ({"JWT_SECRET": SECRET, "WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY must be a whole number"),
     ({"JWT_SECRET": SECRET, "GUNICORN_TIMEOUT": "soon"}, "GUNICORN_TIMEOUT must be a whole"),
     ({"JWT_SECRET": SECRET, "DATABASE_PREPARED_STATEMENTS": "maybe"}, "must be on or off"),
+    ({"JWT_SECRET": SECRET, "DATABASE_REPLICA_FALLBACK": "no"}, "must be primary or none"),
 ]
 
 

@@ -1,41 +1,33 @@
 """SPEC 8 and 10: DATABASE_REPLICA_URL takes every request's reads; the CLI keeps the primary.
 
-A replica that is down, or that cancels a statement on a recovery conflict, is a 503 with
-Retry-After. With TEST_REPLICA_DATABASE_URL naming a real hot standby of TEST_DATABASE_URL's
-server (`make scale-check` builds one), the reads are shown to reach it.
+A replica that cancels a statement on a recovery conflict, or that is down with
+DATABASE_REPLICA_FALLBACK=none, is a 503 with Retry-After (bounded staleness and the fallback to
+the primary: tests/test_staleness.py, tests/test_fallback.py). With TEST_REPLICA_DATABASE_URL
+naming a real hot standby of TEST_DATABASE_URL's server (`make scale-check` builds one), the reads
+are shown to reach it.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
 from sqlalchemy import Engine, text
 
 from service.admin.migrate import upgrade
-from service.app import create_app
 from service.db import db, make_engine
 from tests.database import POSTGRES_URL
 from tests.dataset import Dataset
 from tests.live import free_port
+from tests.standby import STANDBY_URL, assert_unavailable, needs_standby, serving_app
 from tests.tokens import Tokens
 
-STANDBY_URL = os.environ.get("TEST_REPLICA_DATABASE_URL") or None
 PATH = "/users/me/encounters"
 needs_postgres = pytest.mark.skipif(
     not POSTGRES_URL, reason="needs TEST_DATABASE_URL: SQLite has no server to raise SQLSTATEs"
 )
-
-
-def _app(config: dict[str, Any], **overrides: str) -> Iterator[Flask]:
-    application = create_app({**config, **overrides})
-    yield application
-    with application.app_context():
-        db.dispose()
 
 
 @pytest.fixture
@@ -48,45 +40,49 @@ def empty_primary(tmp_path: Path) -> str:
     return url
 
 
-def _assert_unavailable(response: Any) -> None:
-    assert response.status_code == 503, response.get_data(as_text=True)
-    assert response.mimetype == "application/problem+json"
-    assert int(response.headers["Retry-After"]) > 0
-    text_body = response.get_data(as_text=True).lower()
-    assert "psycopg" not in text_body and "recovery" not in text_body
-
-
 def test_request_reads_and_readiness_use_the_replica(
     config: dict[str, Any], empty_primary: str, dataset: Dataset, tokens: Tokens
 ) -> None:
     # The rows are only in the "replica" (the test database); the primary is empty.
-    for application in _app(
-        config, DATABASE_URL=empty_primary, DATABASE_REPLICA_URL=config["DATABASE_URL"]
+    # The "replica" is no standby (on PostgreSQL it is not in recovery): no bound keeps the reads
+    # there, where a bound would send them to the primary (tests/test_fallback.py).
+    for application in serving_app(
+        config,
+        DATABASE_URL=empty_primary,
+        DATABASE_REPLICA_URL=config["DATABASE_URL"],
+        DATABASE_REPLICA_MAX_LAG_SECONDS="off",
     ):
         client = application.test_client()
         response = client.get(PATH, headers=tokens.header("ST-000123"))
         assert response.status_code == 200
         assert str(dataset["lis_booked"]) in {e["Id"] for e in response.get_json()}
     # With the primary down, requests and readiness still answer from the replica alone (and
-    # a replica that is down is not ready, whatever the primary: the test after this one).
+    # a replica that is down, with no fallback, is not ready: the test after this one).
     down = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/encounters"
-    for application in _app(config, DATABASE_URL=down, DATABASE_REPLICA_URL=config["DATABASE_URL"]):
+    for application in serving_app(
+        config,
+        DATABASE_URL=down,
+        DATABASE_REPLICA_URL=config["DATABASE_URL"],
+        DATABASE_REPLICA_MAX_LAG_SECONDS="off",
+    ):
         client = application.test_client()
         assert client.get("/health/ready").status_code == 200
         assert client.get(PATH, headers=tokens.header("ST-000123")).status_code == 200
     # The same deployment without the replica reads the empty primary: the caller is unknown.
-    for application in _app(config, DATABASE_URL=empty_primary):
+    for application in serving_app(config, DATABASE_URL=empty_primary):
         assert application.test_client().get(PATH, headers=tokens.header()).status_code == 403
 
 
-def test_a_replica_that_is_down_is_a_503_and_not_ready(
+def test_a_replica_that_is_down_without_fallback_is_a_503_and_not_ready(
     config: dict[str, Any], dataset: Dataset, tokens: Tokens
 ) -> None:
     down = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/encounters"
-    for application in _app(config, DATABASE_REPLICA_URL=down):
+    for application in serving_app(
+        config, DATABASE_REPLICA_URL=down, DATABASE_REPLICA_FALLBACK="none"
+    ):
         client = application.test_client()
-        _assert_unavailable(client.get(PATH, headers=tokens.header()))
-        _assert_unavailable(client.get("/health/ready"))
+        assert_unavailable(client.get(PATH, headers=tokens.header()))
+        assert_unavailable(client.get("/health/ready"))
         assert client.get("/health/live").status_code == 200
 
 
@@ -94,7 +90,7 @@ def test_the_cli_uses_the_primary_whatever_the_replica(
     config: dict[str, Any], empty_primary: str
 ) -> None:
     down = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/encounters"
-    for application in _app(config, DATABASE_URL=empty_primary, DATABASE_REPLICA_URL=down):
+    for application in serving_app(config, DATABASE_URL=empty_primary, DATABASE_REPLICA_URL=down):
         result = application.test_cli_runner().invoke(args=["init-db"])
         assert result.exit_code == 0, result.output
         assert "primary.db" in result.output
@@ -146,11 +142,16 @@ def test_a_recovery_conflict_on_the_replica_is_a_503(
             )
         )
     replica = f"{config['DATABASE_URL']}?options=-csearch_path%3D{conflicting_schema},public"
-    for application in _app(config, DATABASE_REPLICA_URL=replica):
+    # No bound: the "replica" is the primary's server, not in recovery, and must stay the reader.
+    for application in serving_app(
+        config, DATABASE_REPLICA_URL=replica, DATABASE_REPLICA_MAX_LAG_SECONDS="off"
+    ):
         client = application.test_client()
-        _assert_unavailable(client.get(PATH, headers=tokens.header()))
+        assert_unavailable(client.get(PATH, headers=tokens.header()))
     # The same server without the conflict answers: the 503 came from the conflict.
-    for application in _app(config, DATABASE_REPLICA_URL=config["DATABASE_URL"]):
+    for application in serving_app(
+        config, DATABASE_REPLICA_URL=config["DATABASE_URL"], DATABASE_REPLICA_MAX_LAG_SECONDS="off"
+    ):
         assert application.test_client().get(PATH, headers=tokens.header()).status_code == 200
 
 
@@ -159,7 +160,7 @@ def test_a_recovery_conflict_on_the_replica_is_a_503(
 def test_prepared_statements_follow_the_setting(
     config: dict[str, Any], dataset: Dataset, tokens: Tokens, setting: str, prepared: bool
 ) -> None:
-    for application in _app(config, DATABASE_PREPARED_STATEMENTS=setting):
+    for application in serving_app(config, DATABASE_PREPARED_STATEMENTS=setting):
         client = application.test_client()
         header = tokens.header()
         for _ in range(8):  # psycopg prepares from the sixth execution on (its threshold, 5)
@@ -172,12 +173,9 @@ def test_prepared_statements_follow_the_setting(
         assert (count > 0) is prepared
 
 
-@pytest.mark.skipif(
-    not (STANDBY_URL and POSTGRES_URL),
-    reason="needs TEST_REPLICA_DATABASE_URL: a hot standby of TEST_DATABASE_URL (make scale-check)",
-)
+@needs_standby
 def test_reads_reach_a_real_hot_standby(config: dict[str, Any], tokens: Tokens) -> None:
-    for application in _app(config, DATABASE_REPLICA_URL=STANDBY_URL or ""):
+    for application in serving_app(config, DATABASE_REPLICA_URL=STANDBY_URL or ""):
         assert application.test_client().get("/health/ready").status_code == 200
         with application.app_context():
             assert db.connection.execute(text("SELECT pg_is_in_recovery()")).scalar_one()

@@ -16,8 +16,9 @@ from tests.live import port_is_free
 def leftovers(started: dict[str, Any], hba: Path, digest: str, admin: str) -> Check:
     """Nothing left behind: no cluster, pg_hba.conf as before, no listener, no process."""
     problems = []
-    if started["cluster"] in clusters():
-        problems.append(f"cluster {started['cluster']} still exists")
+    remaining = set(started["clusters"]) & set(clusters())
+    if remaining:
+        problems.append(f"clusters {sorted(remaining)} still exist")
     if file_digest(hba) != digest:
         problems.append("pg_hba.conf differs from before")
     busy = [port for port in started["ports"] if not port_is_free(port)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -42,13 +43,15 @@ def import_document(start: datetime) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def minter(secret: str) -> Callable[[str, str], str]:
+    """token(subject, role): an hour's token signed with the deployment's HMAC `secret`."""
+    settings = Settings.from_mapping({"JWT_SECRET": secret, "JWT_ALGORITHMS": "HS256"})
+    return lambda subject, role: mint_token(settings, subject, role, 3600)
+
+
 def request_lines(url: str, secret: str, direct: Gunicorn) -> tuple[list[Line], list[Line]]:
     """(a)'s requests (both roles, three windows each) and (b)-(e)'s 20-item mix."""
-    settings = Settings.from_mapping({"JWT_SECRET": secret, "JWT_ALGORITHMS": "HS256"})
-
-    def token(subject: str, role: str) -> str:
-        return mint_token(settings, subject, role, 3600)
-
+    token = minter(secret)
     students, pairs = sample_users(url, 50, seed=7)
     callers = [("/users/me/encounters", token(s, "Student")) for s in students]
     callers += [(f"/users/{st}/encounters", token(sm, "StaffMember")) for sm, st in pairs]

@@ -53,11 +53,11 @@ class Deployment:
             "pids": [
                 *self.fleet.started_pids,
                 *self.singles.started_pids,
-                self.bouncer.process.pid,
+                *self.bouncer.pids,
                 self.lb.process.pid,
                 self.replica.pid,
             ],
-            "cluster": self.replica.name,
+            "clusters": [self.replica.name],
             "databases": [self.name, f"{self.name}_tests"],
         }
 

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.scale.processes import wait_for_port
@@ -21,10 +21,42 @@ class PgBouncer:
     """A running PgBouncer: its port, process and the aliases it serves."""
 
     port: int
-    process: subprocess.Popen[bytes]
     pool_size: int
-    log: Path
+    folder: Path
     user: str = "postgres"
+    process: subprocess.Popen[bytes] | None = None
+    pids: list[int] = field(default_factory=list)  # every process it ran as, for the cleanup
+
+    @property
+    def log(self) -> Path:
+        """What PgBouncer wrote, every run of it."""
+        return self.folder / "pgbouncer.log"
+
+    def start(self) -> None:
+        """Start PgBouncer on its configuration; return once it listens."""
+        # PgBouncer will not run as root: it drops to postgres itself (same pid, no fork).
+        as_user = ["-u", "postgres"] if os.geteuid() == 0 else []
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                ["pgbouncer", *as_user, str(self.folder / "pgbouncer.ini")],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self.pids.append(self.process.pid)
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        """SIGTERM, by pid, and reaped."""
+        if self.process is not None:
+            stop_process(self.process)
+
+    def admin(self, command: str) -> None:
+        """One command on the admin console (`PAUSE`, `RESUME`)."""
+        subprocess.run(
+            ["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "pgbouncer",
+             "-c", command],
+            capture_output=True, text=True, check=True, timeout=30,
+        )  # fmt: skip
 
     def url(self, alias: str) -> str:
         """A SQLAlchemy URL of one of its databases."""
@@ -79,21 +111,13 @@ logfile =
 pidfile =
 """
         )
-        # PgBouncer will not run as root: it drops to postgres itself (same pid, no fork).
-        as_user = ["-u", "postgres"] if os.geteuid() == 0 else []
-        if as_user:
+        if os.geteuid() == 0:
             shutil.chown(folder, "postgres")
-        log = folder / "pgbouncer.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                ["pgbouncer", *as_user, str(folder / "pgbouncer.ini")],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        bouncer = PgBouncer(port, pool_size, folder, user)
         try:
-            wait_for_port(port)
-            yield PgBouncer(port, process, pool_size, log, user)
+            bouncer.start()
+            yield bouncer
         finally:
-            stop_process(process)
+            bouncer.stop()
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -78,7 +78,8 @@ def _reload(url: str, timeout: float = 10) -> None:
 
 @dataclass
 class Replica:
-    """A hot standby cluster of this machine's PostgreSQL, streaming from the primary."""
+    """A cluster of this machine's PostgreSQL: a hot standby streaming from the primary, or a
+    throwaway primary."""
 
     name: str
     port: int
@@ -91,11 +92,46 @@ class Replica:
 
 
 @contextlib.contextmanager
-def streaming_replica(primary_port: int, port: int, primary_hba: Path) -> Iterator[Replica]:
-    """`pg_createcluster` + `pg_basebackup -R` on `port`, dropped after (`pg_dropcluster`)."""
-    name = f"scale_{os.getpid()}"
+def throwaway_primary(port: int, name: str) -> Iterator[Replica]:
+    """A primary cluster of its own on `port` (trusting 127.0.0.1, replication too), dropped after.
+
+    Nothing but its user writes there (autovacuum off, as on the machine's own cluster): a
+    primary that can be idle, stopped and failed over without touching the machine's own cluster.
+    """
+    _refuse_existing(name)
+    run([
+        "pg_createcluster", "--start-conf", "manual", "-p", str(port), PG_VERSION, name,
+        "-o", "fsync=off", "-o", "autovacuum=off", "--", "--no-sync",
+    ])  # fmt: skip
+    try:
+        hba = Path(f"/etc/postgresql/{PG_VERSION}/{name}/pg_hba.conf")
+        hba.write_text(
+            "local all all trust\nhost all all 127.0.0.1/32 trust\n"
+            "host replication all 127.0.0.1/32 trust\n"
+        )
+        run(["pg_ctlcluster", "--skip-systemctl-redirect", PG_VERSION, name, "start"])
+        wait_for_port(port)
+        yield Replica(name, port, Path(f"/var/lib/postgresql/{PG_VERSION}/{name}"))
+    finally:
+        _drop(name)
+
+
+def _refuse_existing(name: str) -> None:
     if name in clusters():
         raise RuntimeError(f"a cluster {PG_VERSION}/{name} exists already")
+
+
+def _drop(name: str) -> None:
+    subprocess.run(["pg_dropcluster", "--stop", PG_VERSION, name], check=False, capture_output=True)
+
+
+@contextlib.contextmanager
+def streaming_replica(
+    primary_port: int, port: int, primary_hba: Path, name: str = ""
+) -> Iterator[Replica]:
+    """`pg_createcluster` + `pg_basebackup -R` on `port`, dropped after (`pg_dropcluster`)."""
+    name = name or f"scale_{os.getpid()}"
+    _refuse_existing(name)
     # --no-sync: a throwaway cluster need not wait for the disk (initdb, then its files replaced).
     run([
         "pg_createcluster", "--start-conf", "manual", "-p", str(port), PG_VERSION, name,
@@ -123,9 +159,7 @@ def streaming_replica(primary_port: int, port: int, primary_hba: Path) -> Iterat
         wait_for_port(port)
         yield Replica(name, port, data)
     finally:
-        subprocess.run(
-            ["pg_dropcluster", "--stop", PG_VERSION, name], check=False, capture_output=True
-        )
+        _drop(name)
 
 
 def wait_for_replay(primary: str, replica: str, timeout: float = 60) -> float:

@@ -1,4 +1,4 @@
-"""The tests-on-standby step: the test modules that need a real hot standby and PgBouncer."""
+"""The tests-on-standby steps: the test modules that need a real hot standby (and PgBouncer)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,15 @@ from bench.scale.verdict import Check
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def check_tests(primary: str, standby: str) -> Check:
-    """The test modules that need a real hot standby and a real PgBouncer, run against them."""
+def check_tests(
+    primary: str,
+    standby: str,
+    modules: tuple[str, ...] = ("tests/test_replica.py", "tests/test_pgbouncer.py"),
+    name: str = "tests",
+) -> Check:
+    """Test modules that need a real hot standby (and a real PgBouncer), run against them."""
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
-         "tests/test_replica.py", "tests/test_pgbouncer.py"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", *modules],
         cwd=ROOT, capture_output=True, text=True, timeout=180,
         env={**os.environ, "TEST_DATABASE_URL": primary, "TEST_REPLICA_DATABASE_URL": standby},
     )  # fmt: skip
@@ -25,5 +29,5 @@ def check_tests(primary: str, standby: str) -> Check:
     passed = done.returncode == 0 and "skipped" not in last
     if not passed:
         print(done.stdout[-3000:])
-    summary = f"tests/test_replica.py and tests/test_pgbouncer.py on the standby: {last}"
-    return Check("tests", passed, summary, short=last.split(" in ")[0])
+    summary = f"{' and '.join(modules)} on the standby: {last}"
+    return Check(name, passed, summary, short=last.split(" in ")[0])

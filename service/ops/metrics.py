@@ -17,6 +17,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
 )
@@ -55,6 +56,19 @@ RESOLVER_SECONDS = Histogram(
     "encounters_resolver_duration_seconds",
     "Time spent in one call of the user resolver.",
     buckets=_FAST_BUCKETS,
+)
+
+# Where requests' reads went (service.routing): the label is replica or primary, nothing else.
+READS = Counter(
+    "encounters_db_reads",
+    "Requests' database connections, by where they read: replica or primary.",
+    ["destination"],
+)
+REPLICA_LAG = Gauge(
+    "encounters_db_replica_lag_seconds",
+    "The read replica's lag behind the primary as a worker last saw it, the largest of the live"
+    " workers' (+Inf: down or no longer a standby).",
+    multiprocess_mode="livemax",
 )
 
 blp = Blueprint("metrics", __name__)
