@@ -3,12 +3,15 @@ request id; no email, token or secret in any line over a full run of the real se
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import re
+import runpy
 import urllib.parse
 from pathlib import Path
 
+import gunicorn.config
 import pytest
 from flask import Flask, request
 from flask.testing import FlaskClient
@@ -160,3 +163,22 @@ def test_the_log_leak_check_sees_an_email_sent_in_a_path(
     app.before_request(lambda: logging.getLogger("planted").info("path %s", request.path))
     client.get("/users/Ana.Lima%40example.com/encounters")
     assert leaks_in(log_text(caplog.records)) == ["Ana.Lima@example.com"]
+
+
+def test_gunicorn_gathers_no_access_line_of_its_own(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The app writes the access line; gunicorn's own is dropped, so it is not even gathered."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    monkeypatch.setenv("JWT_SECRET", SECRET)
+    config = runpy.run_path("gunicorn.conf.py")
+    settings = gunicorn.config.Config()
+    settings.set("logconfig_dict", config["logconfig_dict"])
+    logger = object.__new__(config["logger_class"])  # without setup(): no logging reconfigured
+    logger.cfg = settings
+    gathered: list[object] = []
+    monkeypatch.setattr(logger, "atoms", lambda *atoms: gathered.append(atoms), raising=False)
+
+    logger.access(object(), object(), {"REQUEST_METHOD": "GET"}, datetime.timedelta(0))
+
+    assert gathered == []
