@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from service.db import make_engine
-from service.models import Base
+from service.models import Base, unmodelled
 
 config = context.config
 target_metadata = Base.metadata
@@ -41,6 +41,7 @@ def _run(connection: object) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,
         compare_type=True,
+        include_object=unmodelled,
     )
     with context.begin_transaction():
         context.run_migrations()

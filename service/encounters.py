@@ -6,14 +6,14 @@ import functools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Select,
+    String,
     and_,
     bindparam,
     case,
-    literal,
     literal_column,
     not_,
     select,
@@ -24,7 +24,7 @@ from sqlalchemy.sql.elements import ColumnElement, Label
 from schemas.encounters import EncounterSchema
 from service.db import db
 from service.directory import DirectoryUser, Role
-from service.json_sql import json_array_sql, row_json_sql
+from service.json_sql import Run, json_array_sql, members_sql, row_json_sql
 from service.models import Booking, Center, Encounter
 from service.representations import compile_json
 
@@ -121,8 +121,40 @@ def encounters_json(
 
 # EncounterSchema's own output, without marshmallow's per-field work for every encounter.
 _to_json = compile_json(EncounterSchema, AvailableEncounter)
-# Whole minutes from start to end, rounded down as `AvailableEncounter.duration` does.
-_DURATION_SQL = "floor(extract(epoch FROM q.ends_at - q.starts_at) / 60)"
+
+
+def duration_sql(starts_at: str, ends_at: str) -> str:
+    """Whole minutes from start to end, rounded down as `AvailableEncounter.duration` does."""
+    return f"floor(extract(epoch FROM {ends_at} - {starts_at}) / 60)"
+
+
+# The answer's members each table stores, written when its row is (migration 0005: a generated
+# column `json_members`, PostgreSQL only): the encounter's fields before its status, and the
+# center's. A request's statement writes only the members that depend on it (the status, and
+# `IsOnline` between the two runs) and joins the stored ones. The SQL of each attribute is over
+# the table's own columns. tests/test_json_sql.py holds migration 0005 to what this generates.
+STORED_MEMBERS: dict[str, tuple[Run, dict[str, str]]] = {
+    "encounters": (
+        ("unit_number", "id", "starts_at", "ends_at", "duration"),
+        {
+            "unit_number": "unit_number",
+            "id": "id",
+            "starts_at": "starts_at",
+            "ends_at": "ends_at",
+            "duration": duration_sql("starts_at", "ends_at"),
+        },
+    ),
+    "centers": (
+        ("center_id", "center_name", "center_reference_id"),
+        {"center_id": "id", "center_name": "name", "center_reference_id": "reference_id"},
+    ),
+}
+
+
+def stored_members_sql(table: str) -> str:
+    """The SQL of the members `table`'s generated column `json_members` holds."""
+    attributes, columns = STORED_MEMBERS[table]
+    return members_sql(EncounterSchema, columns, attributes)
 
 
 def _query(
@@ -170,17 +202,34 @@ def _statement(shape: _Shape) -> Select:
 
 @functools.cache
 def _json_statement(shape: _Shape) -> Select:
-    """The list statement's rows as the answer's JSON array: one row, one text value."""
-    rows = _statement(shape).order_by(None).subquery("q")
-    columns = {name: f"q.{name}" for name in AvailableEncounter._fields}
-    row = row_json_sql(EncounterSchema, {**columns, "duration": _DURATION_SQL})
+    """The list statement as the answer's JSON array: one row, one text value.
+
+    Each row is the encounter's and its center's stored members around the status and
+    `IsOnline`: PostgreSQL concatenates, it does not format (migration 0005).
+    """
+    branches = [_select(scope, stored=True) for scope in _scopes(shape)]
+    rows = (branches[0] if len(branches) == 1 else union_all(*branches)).subquery("q")
+    stored = {STORED_MEMBERS[table][0]: f"q.{table}_json" for table in STORED_MEMBERS}
+    columns = {name: f"q.{name}" for name in ("status", "is_online")}
+    row = row_json_sql(EncounterSchema, columns, stored)
     body: Label[str] = literal_column(json_array_sql(row, "q.starts_at, q.id")).label("body")
     return select(body).select_from(rows)
 
 
-def _select(scope: ColumnElement[bool]) -> Select:
-    return (
-        select(
+def _select(scope: ColumnElement[bool], stored: bool = False) -> Select:
+    """One branch's rows: the answer's columns, or (`stored`) what the JSON statement needs."""
+    if stored:
+        # Not in the models: PostgreSQL alone has them (migration 0005), and only this reads them.
+        columns: tuple[Any, ...] = (
+            Encounter.id,
+            Encounter.starts_at,
+            _status(),
+            Encounter.is_online,
+            literal_column("encounters.json_members").label("encounters_json"),
+            literal_column("centers.json_members").label("centers_json"),
+        )
+    else:
+        columns = (
             Encounter.unit_number,
             Encounter.id,
             Encounter.starts_at,
@@ -191,6 +240,8 @@ def _select(scope: ColumnElement[bool]) -> Select:
             Center.name.label("center_name"),
             Center.reference_id.label("center_reference_id"),
         )
+    return (
+        select(*columns)
         .join(Center, Center.id == Encounter.center_id)
         .where(
             scope,
@@ -230,8 +281,13 @@ def _status() -> Label[str]:
     mine = select(Booking.encounter_id).where(
         Booking.user_id == bindparam("user_id"), not_(Booking.cancelled)
     )
+    # Literals in the SQL, not parameters: nothing for the driver to send per statement.
     return case(
-        (Encounter.id.in_(mine), literal("Booked")),
-        (Encounter.active_bookings >= Encounter.capacity, literal("Full")),
-        else_=literal("Available"),
+        (Encounter.id.in_(mine), _text("Booked")),
+        (Encounter.active_bookings >= Encounter.capacity, _text("Full")),
+        else_=_text("Available"),
     ).label("status")
+
+
+def _text(value: str) -> ColumnElement[str]:
+    return literal_column(f"'{value}'", String)

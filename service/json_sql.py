@@ -8,42 +8,102 @@ datetimes as `datetime.isoformat()` (`+00:00`, microseconds only when there are 
 numbers and booleans as JSON writes them, NULL as `null`. `columns` gives the SQL of each
 attribute: a column, or an expression for a computed one. A field of a type it does not know, or
 a key that is not a plain name, makes it refuse (`TypeError`) rather than guess.
+
+`members_sql(schema, columns, attributes)` writes a run of consecutive fields alone (`"Key":value`
+pairs, comma-separated, no braces): what a generated column stores for the fields a table holds
+(migration 0005), so that a query writes only the members that depend on it. `row_json_sql`'s
+`stored` then names the SQL that holds each such run. Every expression is independent of the
+session's settings (no `DateStyle`, no time zone): a generated column may only hold such.
 tests/test_json_sql.py holds the bytes equal to marshmallow's dump and the encoder for arbitrary
-rows. `json_array_sql` aggregates the rows of a subquery into the answer's array.
+rows, stored runs included. `json_array_sql` aggregates the rows of a subquery into the array.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 from marshmallow import Schema, fields
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+Run = tuple[str, ...]  # the attributes of consecutive fields, in the schema's order
+_COMMA = " || ',' || "
 
 
-def row_json_sql(schema_class: type[Schema], columns: Mapping[str, str]) -> str:
-    """One SQL text expression: the JSON object of a row, as `schema_class().dump` gives it."""
-    schema = schema_class()
-    if any(schema._hooks[tag] for tag in schema._hooks):
-        raise TypeError(f"{schema_class.__name__} has processing hooks: no SQL for its JSON")
+def row_json_sql(
+    schema_class: type[Schema], columns: Mapping[str, str], stored: Mapping[Run, str] | None = None
+) -> str:
+    """One SQL text expression: the JSON object of a row, as `schema_class().dump` gives it.
+
+    `stored` maps runs of consecutive fields to the SQL of their members written beforehand (a
+    generated column holding `members_sql` of them); their attributes need no SQL in `columns`.
+    """
+    members = _members(schema_class)
+    runs = dict(stored or {})
     parts: list[str] = []
-    for number, (name, field) in enumerate(schema.dump_fields.items()):
-        key = name if field.data_key is None else field.data_key
-        if not _PLAIN_KEY.fullmatch(key):
-            raise TypeError(f"field {name!r}: key {key!r} is not a plain name")
-        attribute = field.attribute or name
-        if attribute not in columns:
-            raise TypeError(f"field {name!r}: no SQL for attribute {attribute!r}")
-        value = _value(name, field)(columns[attribute])
-        parts.append(f"'{'{' if number == 0 else ','}\"{key}\":'")
-        parts.append(f"coalesce({value}, 'null')")
-    return f"({' || '.join(parts)} || '}}')"
+    position = 0
+    while position < len(members):
+        run = next(
+            (r for r in runs if r == _attributes(members[position : position + len(r)])), None
+        )
+        if run is not None:
+            parts.append(runs.pop(run))
+            position += len(run)
+            continue
+        parts.append(_member(members[position], columns))
+        position += 1
+    if runs:
+        raise TypeError(f"stored runs {sorted(runs)} are not consecutive fields of the schema")
+    return f"('{{' || {_COMMA.join(parts)} || '}}')"
+
+
+def members_sql(
+    schema_class: type[Schema], columns: Mapping[str, str], attributes: Collection[str]
+) -> str:
+    """The SQL of the members (`"Key":value,...`) of the fields of `attributes`, consecutive."""
+    members = [m for m in _members(schema_class) if m[1] in attributes]
+    names = _attributes(members)
+    if set(names) != set(attributes) or not _consecutive(schema_class, names):
+        raise TypeError(f"{sorted(attributes)} are not consecutive fields of the schema")
+    return f"({_COMMA.join(_member(m, columns) for m in members)})"
 
 
 def json_array_sql(row: str, order_by: str) -> str:
     """The JSON array of every row's `row` (in `order_by`), `[]` when there is none."""
     return f"'[' || coalesce(string_agg({row}, ',' ORDER BY {order_by}), '') || ']'"
+
+
+_Member = tuple[str, str, Callable[[str], str]]  # key, attribute, the SQL of the value's JSON
+
+
+def _members(schema_class: type[Schema]) -> list[_Member]:
+    schema = schema_class()
+    if any(schema._hooks[tag] for tag in schema._hooks):
+        raise TypeError(f"{schema_class.__name__} has processing hooks: no SQL for its JSON")
+    members = []
+    for name, field in schema.dump_fields.items():
+        key = name if field.data_key is None else field.data_key
+        if not _PLAIN_KEY.fullmatch(key):
+            raise TypeError(f"field {name!r}: key {key!r} is not a plain name")
+        members.append((key, field.attribute or name, _value(name, field)))
+    return members
+
+
+def _attributes(members: list[_Member]) -> Run:
+    return tuple(attribute for _, attribute, _ in members)
+
+
+def _consecutive(schema_class: type[Schema], names: Run) -> bool:
+    every = _attributes(_members(schema_class))
+    start = every.index(names[0]) if names else 0
+    return every[start : start + len(names)] == names
+
+
+def _member(member: _Member, columns: Mapping[str, str]) -> str:
+    key, attribute, value = member
+    if attribute not in columns:
+        raise TypeError(f"field {key!r}: no SQL for attribute {attribute!r}")
+    return f"'\"{key}\":' || coalesce({value(columns[attribute])}, 'null')"
 
 
 def _value(name: str, field: fields.Field) -> Callable[[str], str]:
@@ -67,15 +127,20 @@ def _iso(field: fields.DateTime) -> bool:
     return (field.format or field.DEFAULT_FORMAT) == "iso"
 
 
+_ISO_SECONDS = 'YYYY-MM-DD"T"HH24:MI:SS'
+
+
 def _iso_utc(sql: str) -> str:
     """`datetime.isoformat()` of a timestamptz in UTC: `YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00`.
 
-    PostgreSQL's text of a timestamp drops the fraction's trailing zeros (`.12`), Python writes
-    six digits (`.120000`) or none: a time with a fraction is padded to 26 characters. A whole
-    second (every time of a real timetable) is tested with `date_trunc` and written as it is:
-    a third of the PostgreSQL CPU of the former test of the fraction and padding of every time.
+    Python writes six fraction digits or none: a whole second (every time of a real timetable,
+    tested with `date_trunc`) without, any other with `.US`. `to_char` with a format of digits
+    only, unlike a timestamp's text, does not depend on the session's `DateStyle`.
     """
-    text = f"(({sql}) AT TIME ZONE 'UTC')::text"
+    utc = f"(({sql}) AT TIME ZONE 'UTC')"
     whole = f"date_trunc('second', {sql}) = ({sql})"
-    iso = f"CASE WHEN {whole} THEN {text} ELSE rpad({text}, 26, '0') END"
-    return f"('\"' || replace({iso}, ' ', 'T') || '+00:00\"')"
+    text = (
+        f"CASE WHEN {whole} THEN to_char({utc}, '{_ISO_SECONDS}')"
+        f" ELSE to_char({utc}, '{_ISO_SECONDS}.US') END"
+    )
+    return f"('\"' || {text} || '+00:00\"')"

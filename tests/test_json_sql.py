@@ -3,8 +3,10 @@
 For arbitrary rows (quotes, backslashes, control characters, non-ASCII text and emoji, names of
 the longest length, every status, sub-second times from year 1 to 9999, durations of any length)
 the database's bytes equal marshmallow's `EncounterSchema(many=True).dump` written by the app's
-JSON encoder. The body is the same for both media types (only the ETag differs, computed from it
-in Python). SQLite keeps the compiled dump (tests/test_performance_contract.py).
+JSON encoder: written whole per query, and written from the members the tables store (migration
+0005's generated columns, rows really inserted). The body is the same for both media types (only
+the ETag differs, computed from it in Python). SQLite keeps the compiled dump
+(tests/test_performance_contract.py).
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from schemas.encounters import EncounterSchema
-from service.encounters import _DURATION_SQL, AvailableEncounter
-from service.json_sql import json_array_sql, row_json_sql
+from service.encounters import STORED_MEMBERS, AvailableEncounter, duration_sql
+from service.json_sql import json_array_sql, members_sql, row_json_sql
 from service.models import INT32_MAX
 from tests.database import backend_name
 from tests.test_performance_contract import PROPERTY_SETTINGS, _schema_body, utc_instants
@@ -37,7 +39,10 @@ _TYPES = (
 )  # fmt: skip
 _ROW = row_json_sql(
     EncounterSchema,
-    {**{name: f"q.{name}" for name in AvailableEncounter._fields}, "duration": _DURATION_SQL},
+    {
+        **{name: f"q.{name}" for name in AvailableEncounter._fields},
+        "duration": duration_sql("q.starts_at", "q.ends_at"),
+    },
 )
 _COLUMNS = ", ".join(("ord", *AvailableEncounter._fields))
 
@@ -99,6 +104,114 @@ def test_the_database_writes_the_schemas_bytes(
     engine: Engine, objects: list[AvailableEncounter]
 ) -> None:
     assert _database_body(engine, objects) == _schema_body(objects)
+
+
+# The list statement's row: the stored members of both tables around the status and IsOnline.
+_STORED_ROW = row_json_sql(
+    EncounterSchema,
+    {"status": "q.status", "is_online": "q.is_online"},
+    {STORED_MEMBERS[table][0]: f"q.{table}_json" for table in STORED_MEMBERS},
+)
+
+
+@st.composite
+def stored_rows(draw: st.DrawFn) -> AvailableEncounter:
+    """A row the tables can hold: a unit from 1, an end after the start."""
+    row: AvailableEncounter = draw(rows())
+    starts = min(row.starts_at, row.ends_at - timedelta(microseconds=1))
+    ends = starts + draw(
+        st.sampled_from([timedelta(minutes=45), row.ends_at - starts, timedelta(microseconds=1)])
+    )
+    if ends <= starts:
+        ends = starts + timedelta(minutes=1)
+    unit = draw(st.integers(min_value=1, max_value=INT32_MAX))
+    return row._replace(unit_number=unit, starts_at=starts, ends_at=ends)
+
+
+def _stored_body(engine: Engine, objects: list[AvailableEncounter], *session: str) -> bytes:
+    """Each row inserted (its center, then the encounter) after the `session` statements, read
+    back as the list statement writes it; nothing is kept (the transaction is rolled back)."""
+    statuses = ["(NULL::int, NULL::uuid, NULL::text)"]
+    values: dict[str, Any] = {}
+    with engine.connect() as connection:
+        for statement in session:
+            connection.exec_driver_sql(statement)
+        for number, row in enumerate(objects):
+            connection.exec_driver_sql(
+                "INSERT INTO centers (id, reference_id, name) VALUES (%s, %s, %s)",
+                (row.center_id, row.center_reference_id, row.center_name),
+            )
+            connection.exec_driver_sql(
+                "INSERT INTO encounters (id, center_id, unit_number, starts_at, ends_at, is_online,"
+                " capacity) VALUES (%s, %s, %s, %s, %s, %s, 1)",
+                (
+                    row.id,
+                    row.center_id,
+                    row.unit_number,
+                    row.starts_at,
+                    row.ends_at,
+                    row.is_online,
+                ),
+            )
+            statuses.append(f"(%(o{number})s::int, %(i{number})s::uuid, %(s{number})s::text)")
+            values.update({f"o{number}": number, f"i{number}": row.id, f"s{number}": row.status})
+        source = (
+            "(SELECT v.ord, v.status, e.is_online, e.json_members AS encounters_json,"
+            " c.json_members AS centers_json FROM encounters e JOIN centers c ON c.id ="
+            f" e.center_id JOIN (VALUES {', '.join(statuses)}) AS v(ord, id, status)"
+            " ON v.id = e.id) AS q"
+        )
+        sql = f"SELECT {json_array_sql(_STORED_ROW, 'q.ord')} FROM {source}"
+        text: str = connection.exec_driver_sql(sql, values).scalar_one()
+        connection.rollback()
+    return text.encode()
+
+
+@PROPERTY_SETTINGS
+@given(
+    objects=st.lists(
+        stored_rows(), max_size=6, unique_by=(lambda row: row.id, lambda row: row.center_id)
+    )
+)
+@example(objects=[])
+@example(
+    objects=[
+        AvailableEncounter(
+            INT32_MAX,
+            __import__("uuid").UUID(int=0),
+            datetime(1, 1, 2, 0, 0, 0, 1, tzinfo=UTC),
+            datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC),
+            "Booked",
+            False,
+            __import__("uuid").UUID(int=2**128 - 1),
+            HARD * 15,
+            'ST/2026/7 "quoted" back\\slash',
+        )
+    ]
+)
+def test_the_stored_members_make_the_schemas_bytes(
+    engine: Engine, objects: list[AvailableEncounter]
+) -> None:
+    assert _stored_body(engine, objects) == _schema_body(objects)
+
+
+def test_the_stored_members_are_the_same_whatever_the_session_datestyle(engine: Engine) -> None:
+    row = AvailableEncounter(
+        2, __import__("uuid").UUID(int=5), datetime(2026, 12, 7, 9, tzinfo=UTC),
+        datetime(2026, 12, 7, 10, 30, 0, 250000, tzinfo=UTC), "Full", True,
+        __import__("uuid").UUID(int=6), "Lisboa", "C-1",
+    )  # fmt: skip
+    for style in ("SQL, DMY", "German", "Postgres, MDY"):
+        session = (f"SET LOCAL datestyle = '{style}'", "SET LOCAL TIME ZONE 'Asia/Kolkata'")
+        assert _stored_body(engine, [row], *session) == _schema_body([row]), style
+
+
+def test_a_stored_run_must_be_consecutive_fields() -> None:
+    with pytest.raises(TypeError, match="not consecutive"):
+        members_sql(EncounterSchema, {"unit_number": "u", "status": "s"}, ("unit_number", "status"))
+    with pytest.raises(TypeError, match="not consecutive"):
+        every = {name: name for name in (*AvailableEncounter._fields, "duration")}
+        row_json_sql(EncounterSchema, every, {("id", "unit_number"): "x"})
 
 
 def test_a_field_without_sql_is_refused() -> None:

@@ -3,6 +3,7 @@ the models."""
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from alembic.migration import MigrationContext
 from flask import Flask
 from sqlalchemy import Engine, inspect
 
-from service.models import Base
+from service.encounters import stored_members_sql
+from service.models import Base, unmodelled
 from tests import database
 
 
@@ -42,7 +44,9 @@ def test_init_db_migrates_an_empty_database_idempotently(app: Flask, engine: Eng
 def test_the_migrations_match_the_models(app: Flask, engine: Engine) -> None:
     init_db(app)
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "include_object": unmodelled}
+        )
         assert compare_metadata(context, Base.metadata) == []
 
 
@@ -55,3 +59,18 @@ def test_every_lookup_has_its_index(app: Flask, engine: Engine) -> None:
     assert ("center_id", "starts_at") in encounters
     assert ("unit_number", "center_id", "starts_at") in encounters
     assert ("unit_number", "starts_at") in encounters
+
+
+def test_migration_0005_stores_the_members_the_schema_writes() -> None:
+    """The generated columns' SQL is frozen in the revision; a schema (or generator) that writes
+    otherwise needs a new revision, not a silent difference between old rows and new answers."""
+    path = Path(__file__).parent.parent / "migrations/versions/0005_stored_json_members.py"
+    spec = importlib.util.spec_from_file_location("revision_0005", path)
+    assert spec is not None and spec.loader is not None
+    revision = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(revision)
+    for table, frozen in (
+        ("encounters", revision.ENCOUNTER_MEMBERS),
+        ("centers", revision.CENTER_MEMBERS),
+    ):
+        assert " ".join(frozen.split()) == " ".join(stored_members_sql(table).split()), table
