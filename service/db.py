@@ -134,11 +134,13 @@ class _Binding:
                     self.replica_url, prepared_statements=self.prepared_statements
                 )
             engines = [engine for engine in (self._engine, self._replica) if engine is not None]
-            self._autocommit = {}
+            self._autocommit = {}  # SQLite's reads: SQLAlchemy's own AUTOCOMMIT, made once
             for engine in engines:
-                self._autocommit[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
                 if engine.dialect.name == "postgresql":
                     event.listen(engine, "checkin", _end_autocommit)
+                else:
+                    own = engine.execution_options(isolation_level="AUTOCOMMIT")
+                    self._autocommit[engine] = own
             for hook in self.hooks:
                 hook(engines)
             self._reads = ReadRouter(self._engine, self._replica, self.staleness)
