@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Flask, current_app, g
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import DBAPIError
 
 from service.driver_sql import Statement, driver_sql
@@ -66,11 +66,7 @@ class Database:
 
         On the read replica when there is one and it keeps up: a request never writes.
         """
-        if "db_connection" not in g:
-            binding: _Binding = current_app.extensions["encounters.db"]
-            g.db_connection = binding.connect()
-        connection: Connection = g.db_connection
-        return connection
+        return _reads().connection
 
     def read(
         self, statement: Statement, parameters: Mapping[str, Any] | None = None
@@ -83,20 +79,34 @@ class Database:
         to repeat, and nobody should see a 503 for an outage that is already over. When that
         connection cannot be opened either, the error stands (a 503).
         """
-        binding: _Binding = current_app.extensions["encounters.db"]
-        connection = self.connection  # a connection that cannot be opened is not retried
+        reads = _reads()  # a connection that cannot be opened is not retried
         try:
-            return _run(connection, statement, parameters or {}, binding.driver_cursor)
+            return _run(*reads, statement, parameters or {})
         except DBAPIError as error:
             if not error.connection_invalidated:
                 raise
-        g.pop("db_connection").close()
-        return _run(self.connection, statement, parameters or {}, binding.driver_cursor)
+        g.pop("db_reads").connection.close()
+        return _run(*_reads(), statement, parameters or {})
 
     def dispose(self) -> None:
         """Close every pooled connection of the current app (primary and replica)."""
         binding: _Binding = current_app.extensions["encounters.db"]
         binding.dispose()
+
+
+class _Reads(NamedTuple):
+    """The current request's connection and the driver's cursor it reads with (`_run`)."""
+
+    connection: Connection
+    cursor: Any  # None: SQLAlchemy runs every statement (SQLite, or tracing on)
+
+
+def _reads() -> _Reads:
+    reads: _Reads | None = g.get("db_reads")  # one lookup of `g` a read
+    if reads is None:
+        binding: _Binding = current_app.extensions["encounters.db"]
+        reads = g.db_reads = binding.connect()
+    return reads
 
 
 class _Binding:
@@ -112,6 +122,7 @@ class _Binding:
         self._replica: Engine | None = None
         self.staleness = Staleness()
         self._reads: ReadRouter | None = None
+        self._autocommit: dict[Engine, Engine] = {}
         self.hooks: list[Callable[[list[Engine]], None]] = []
 
     def engine(self) -> Engine:
@@ -122,25 +133,41 @@ class _Binding:
                 self._replica = make_engine(
                     self.replica_url, prepared_statements=self.prepared_statements
                 )
+            engines = [engine for engine in (self._engine, self._replica) if engine is not None]
+            self._autocommit = {}  # SQLite's reads: SQLAlchemy's own AUTOCOMMIT, made once
+            for engine in engines:
+                if engine.dialect.name == "postgresql":
+                    event.listen(engine, "checkin", _end_autocommit)
+                else:
+                    own = engine.execution_options(isolation_level="AUTOCOMMIT")
+                    self._autocommit[engine] = own
             for hook in self.hooks:
-                hook([engine for engine in (self._engine, self._replica) if engine is not None])
+                hook(engines)
             self._reads = ReadRouter(self._engine, self._replica, self.staleness)
             self._pid = os.getpid()
         return self._engine
 
-    def connect(self) -> Connection:
+    def connect(self) -> _Reads:
         self.engine()
         assert self._reads is not None
-        connection = self._reads.reader().connect()
+        engine = self._reads.reader()
+        if engine.dialect.name != "postgresql":
+            return _Reads(self._autocommit[engine].connect(), None)
+        # Autocommit set on the driver's connection, not as SQLAlchemy's isolation level: its
+        # setting at checkout and resetting at checkin cost half the checkout. The pool sets it
+        # back at checkin (`_end_autocommit`), so that a writer's transactions stay whole.
+        connection = engine.connect()
         pooled = connection.connection
-        if connection.dialect.name == "postgresql" and "serial" not in pooled.info:
+        driver: Any = pooled.driver_connection
+        driver.autocommit = True
+        cursor = pooled.info.get("read_cursor")
+        if cursor is None:
             # Once per pooled connection, on the request path only (the CLI's bulk work may
-            # well use parallel workers).
-            cursor = pooled.cursor()
+            # well use parallel workers). The cursor lives as long as the connection: a new
+            # one would look up again how to send each type of value and read each column.
+            cursor = pooled.info["read_cursor"] = pooled.cursor()
             cursor.execute(_SERIAL_READS)
-            cursor.close()
-            pooled.info["serial"] = True
-        return connection
+        return _Reads(connection, cursor if self.driver_cursor else None)
 
     def dispose(self) -> None:
         for engine in (self._engine, self._replica):
@@ -149,7 +176,7 @@ class _Binding:
 
 
 def _run(
-    connection: Connection, statement: Statement, parameters: Mapping[str, Any], cursor: bool
+    connection: Connection, cursor: Any, statement: Statement, parameters: Mapping[str, Any]
 ) -> Sequence[Any]:
     """On PostgreSQL, the SQL compiled once (service.driver_sql), run on the driver's cursor.
 
@@ -160,22 +187,22 @@ def _run(
     connection is invalidated with the whole pool, as SQLAlchemy does; `connection_invalidated`
     says so). SQLite keeps `execute`, whose type processing it needs.
     """
-    driver = driver_sql(statement, connection.dialect, parameters)
-    if connection.dialect.name != "postgresql" or driver is None:
+    dialect = connection.dialect
+    driver = driver_sql(statement, dialect, parameters) if dialect.name == "postgresql" else None
+    if driver is None:
         return connection.execute(statement, parameters).all()
     sql, values = driver
-    if not cursor:
+    if cursor is None:
         return connection.exec_driver_sql(sql, values).all()
-    pooled = connection.connection
-    dbapi_cursor = pooled.cursor()
     dispatch = connection.dispatch
     try:
         for listener in dispatch.before_cursor_execute:
-            listener(connection, dbapi_cursor, sql, values, None, False)
-        dbapi_cursor.execute(sql, values)
-        return dbapi_cursor.fetchall()
-    except connection.dialect.loaded_dbapi.Error as error:
-        lost = connection.dialect.is_disconnect(error, pooled.dbapi_connection, dbapi_cursor)
+            listener(connection, cursor, sql, values, None, False)
+        cursor.execute(sql, values)
+        rows: Sequence[Any] = cursor.fetchall()
+        return rows
+    except dialect.loaded_dbapi.Error as error:
+        lost = dialect.is_disconnect(error, cursor.connection, cursor)
         if lost:
             connection.invalidate(error)
             connection.engine.pool.dispose()
@@ -183,21 +210,26 @@ def _run(
             sql,
             values,
             error,
-            connection.dialect.loaded_dbapi.Error,
+            dialect.loaded_dbapi.Error,
             hide_parameters=True,
             connection_invalidated=lost,
-            dialect=connection.dialect,
+            dialect=dialect,
         ) from error
     finally:
         for listener in dispatch.after_cursor_execute:
-            listener(connection, dbapi_cursor, sql, values, None, False)
-        dbapi_cursor.close()
+            listener(connection, cursor, sql, values, None, False)
+
+
+def _end_autocommit(dbapi_connection: Any, _record: Any) -> None:
+    # After the pool's rollback; a connection that failed it was discarded (None) already.
+    if dbapi_connection is not None and dbapi_connection.autocommit:
+        dbapi_connection.autocommit = False
 
 
 def _close_connection(_exc: BaseException | None) -> None:
-    connection: Connection | None = g.pop("db_connection", None)
-    if connection is not None:
-        connection.close()
+    reads: _Reads | None = g.pop("db_reads", None)
+    if reads is not None:
+        reads.connection.close()
 
 
 db = Database()

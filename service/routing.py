@@ -59,8 +59,11 @@ class ReadRouter:
         replica: Engine | None,
         staleness: Staleness,
     ) -> None:
-        self.primary = primary.execution_options(isolation_level="AUTOCOMMIT")
-        self.replica = replica and replica.execution_options(isolation_level="AUTOCOMMIT")
+        self.primary = primary
+        self.replica = replica
+        # A look's statements run on their own (autocommit): no BEGIN and ROLLBACK around them.
+        self._primary_looks = primary.execution_options(isolation_level="AUTOCOMMIT")
+        self._replica_looks = replica and replica.execution_options(isolation_level="AUTOCOMMIT")
         self.staleness = staleness
         self.on_replica = True
         # Looks at a replica that is not PostgreSQL (a test's SQLite file) have nothing to ask.
@@ -71,7 +74,7 @@ class ReadRouter:
         self._primary_positions: deque[tuple[float, int]] = deque(maxlen=64)
 
     def reader(self) -> Engine:
-        """The engine this request reads with (autocommit); ReplicaUnavailable if none may."""
+        """The engine this request reads with; ReplicaUnavailable if none may."""
         if self.replica is None:
             return self.primary
         if self._looks and time.monotonic() >= self._next_look and self._looking.acquire(False):
@@ -121,14 +124,14 @@ class ReadRouter:
 
     def _lag(self) -> tuple[float | None, str]:
         """The replica's lag in seconds (inf: not to be read from; None: unknown), and why."""
-        assert self.replica is not None
+        assert self._replica_looks is not None
         measured = self.staleness.max_lag_seconds is not None
         # When the primary was at this position: everything committed before then is at or
         # before it.
         now = time.monotonic()
         primary_position = self._primary_position() if measured else None
         try:
-            with self.replica.connect() as connection:
+            with self._replica_looks.connect() as connection:
                 row = connection.exec_driver_sql(_REPLICA_STATE).one()
         except SQLAlchemyError as error:
             return math.inf, f"the replica does not answer ({type(error).__name__})"
@@ -153,7 +156,7 @@ class ReadRouter:
         if self.primary.dialect.name != "postgresql":
             return None
         try:
-            with self.primary.connect() as connection:
+            with self._primary_looks.connect() as connection:
                 return _position(connection.exec_driver_sql(_PRIMARY_POSITION).scalar_one())
         except SQLAlchemyError:
             return None

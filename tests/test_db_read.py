@@ -116,3 +116,27 @@ def test_a_request_never_plans_parallel_workers(app: Flask) -> None:
     with app.app_context():
         setting = db.read(text("SHOW max_parallel_workers_per_gather"))
     assert setting[0][0] == "0"
+
+
+@pytest.mark.skipif(backend_name() != "postgresql", reason="PostgreSQL's transactions")
+def test_each_read_is_a_transaction_of_its_own(app: Flask) -> None:
+    """A request holds no transaction open across its reads (no BEGIN, no ROLLBACK either)."""
+    timestamps = text("SELECT transaction_timestamp() = statement_timestamp()")
+    with app.app_context():
+        db.read(text("SELECT 1"))
+        assert db.read(timestamps)[0][0] is True
+
+
+@pytest.mark.skipif(backend_name() != "postgresql", reason="PostgreSQL's transactions")
+def test_a_writer_on_a_connection_requests_used_keeps_its_transactions(app: Flask) -> None:
+    """Requests read in autocommit; the pool hands the same connection to a writer without it."""
+    with app.app_context():
+        db.read(text("SELECT 1"))
+        used = db.connection.connection.driver_connection
+    with app.app_context(), db.engine.connect() as writer:
+        assert writer.connection.driver_connection is used  # the only pooled connection
+        writer.execute(text("CREATE TEMPORARY TABLE written (n int)"))
+        writer.rollback()
+        assert writer.execute(text("SELECT to_regclass('written')")).scalar_one() is None
+    with app.app_context():
+        assert db.read(text("SELECT transaction_timestamp() = statement_timestamp()"))[0][0]
