@@ -159,14 +159,22 @@ class _Binding:
         connection = engine.connect()
         pooled = connection.connection
         driver: Any = pooled.driver_connection
-        driver.autocommit = True
-        cursor = pooled.info.get("read_cursor")
-        if cursor is None:
-            # Once per pooled connection, on the request path only (the CLI's bulk work may
-            # well use parallel workers). The cursor lives as long as the connection: a new
-            # one would look up again how to send each type of value and read each column.
-            cursor = pooled.info["read_cursor"] = pooled.cursor()
-            cursor.execute(_SERIAL_READS)
+        try:
+            driver.autocommit = True
+            cursor = pooled.info.get("read_cursor")
+            if cursor is None:
+                # Once per pooled connection, on the request path only (the CLI's bulk work
+                # may well use parallel workers). The cursor lives as long as the connection:
+                # a new one would look up again how to send each type and read each column.
+                cursor = pooled.info["read_cursor"] = pooled.cursor()
+                cursor.execute(_SERIAL_READS)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # A connection that dies while it is set up is an outage like any other (a 503).
+            connection.invalidate(error)
+            connection.close()
+            raise DBAPIError.instance(
+                _SERIAL_READS, None, error, engine.dialect.loaded_dbapi.Error, dialect=engine.dialect
+            ) from error
         return _Reads(connection, cursor if self.driver_cursor else None)
 
     def dispose(self) -> None:

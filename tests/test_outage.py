@@ -137,3 +137,16 @@ def test_a_connection_lost_while_pooled_is_replaced_without_a_503(
     proxy.stop()
     proxy.start()
     assert client.get("/health/ready").status_code == 200
+
+
+def test_a_connection_lost_while_it_is_set_up_answers_503_not_500(
+    client: FlaskClient, dataset: Dataset, tokens: Tokens, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new pooled connection gets its request settings once; one that dies right then (its
+    server terminated it) is a database outage like any other, and the next request recovers."""
+    headers = tokens.header("ST-000123", "Student")
+    setting = "service.db._SERIAL_READS"
+    monkeypatch.setattr(setting, "SELECT pg_terminate_backend(pg_backend_pid())")
+    _assert_unavailable(client, PATH, headers)
+    monkeypatch.undo()
+    assert client.get(PATH, headers=headers).status_code == 200
