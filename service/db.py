@@ -209,7 +209,9 @@ def _run(
     dispatch = connection.dispatch
     try:
         for listener in dispatch.before_cursor_execute:
-            listener(connection, cursor, sql, values, None, False)
+            # As SQLAlchemy: each returns the statement and parameters (a `retval` one may
+            # rewrite them; SQLAlchemy wraps the others to return what they were given).
+            sql, values = listener(connection, cursor, sql, values, None, False)
         cursor.execute(sql, values)
         rows: Sequence[Any] = cursor.fetchall()
         return rows

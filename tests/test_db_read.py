@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import Uuid, bindparam, literal, select, text
+from sqlalchemy import Uuid, bindparam, event, literal, select, text
 from sqlalchemy.exc import DBAPIError
 
 from service.db import Statement, db
@@ -140,3 +140,19 @@ def test_a_writer_on_a_connection_requests_used_keeps_its_transactions(app: Flas
         assert writer.execute(text("SELECT to_regclass('written')")).scalar_one() is None
     with app.app_context():
         assert db.read(text("SELECT transaction_timestamp() = statement_timestamp()"))[0][0]
+
+
+def test_a_listener_may_rewrite_the_statement_as_sqlalchemy_allows(app: Flask) -> None:
+    """`before_cursor_execute` with `retval=True` rewrites what runs, on the driver path too."""
+
+    def rewrite(*args: Any) -> tuple[str, Any]:
+        statement, parameters = args[2], args[3]
+        return statement.replace("41", "42"), parameters
+
+    with app.app_context():
+        engine = db.engine
+        event.listen(engine, "before_cursor_execute", rewrite, retval=True)
+        try:
+            assert db.read(text("SELECT 41"))[0][0] == 42
+        finally:
+            event.remove(engine, "before_cursor_execute", rewrite)
