@@ -47,6 +47,21 @@ _ROW = row_json_sql(
 _COLUMNS = ", ".join(("ord", *AvailableEncounter._fields))
 
 
+# The extremes a table can hold: the largest unit, a microsecond past the first day of year 1,
+# the last microsecond before year 10000, the smallest and largest UUIDs, the hardest name.
+EXTREMES = AvailableEncounter(
+    INT32_MAX,
+    __import__("uuid").UUID(int=0),
+    datetime(1, 1, 2, 0, 0, 0, 1, tzinfo=UTC),
+    datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC),
+    "Booked",
+    False,
+    __import__("uuid").UUID(int=2**128 - 1),
+    HARD * 15,
+    'ST/2026/7 "quoted" back\\slash',
+)
+
+
 @st.composite
 def rows(draw: st.DrawFn) -> AvailableEncounter:
     """A row as the list statement could return it, durations negative and long included."""
@@ -87,16 +102,8 @@ def _database_body(engine: Engine, objects: list[AvailableEncounter]) -> bytes:
 @example(objects=[])
 @example(
     objects=[
-        AvailableEncounter(
-            1,
-            __import__("uuid").UUID(int=0),
-            datetime(1, 1, 2, tzinfo=UTC),
-            datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC),
-            "Full",
-            True,
-            __import__("uuid").UUID(int=2**128 - 1),
-            HARD * 15,
-            'ST/2026/7 "quoted" back\\slash',
+        EXTREMES._replace(
+            unit_number=1, starts_at=datetime(1, 1, 2, tzinfo=UTC), status="Full", is_online=True
         )
     ]
 )
@@ -174,21 +181,7 @@ def _stored_body(engine: Engine, objects: list[AvailableEncounter], *session: st
     )
 )
 @example(objects=[])
-@example(
-    objects=[
-        AvailableEncounter(
-            INT32_MAX,
-            __import__("uuid").UUID(int=0),
-            datetime(1, 1, 2, 0, 0, 0, 1, tzinfo=UTC),
-            datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC),
-            "Booked",
-            False,
-            __import__("uuid").UUID(int=2**128 - 1),
-            HARD * 15,
-            'ST/2026/7 "quoted" back\\slash',
-        )
-    ]
-)
+@example(objects=[EXTREMES])
 def test_the_stored_members_make_the_schemas_bytes(
     engine: Engine, objects: list[AvailableEncounter]
 ) -> None:
