@@ -173,7 +173,11 @@ class _Binding:
             connection.invalidate(error)
             connection.close()
             raise DBAPIError.instance(
-                _SERIAL_READS, None, error, engine.dialect.loaded_dbapi.Error, dialect=engine.dialect
+                _SERIAL_READS,
+                None,
+                error,
+                engine.dialect.loaded_dbapi.Error,
+                dialect=engine.dialect,
             ) from error
         return _Reads(connection, cursor if self.driver_cursor else None)
 
