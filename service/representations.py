@@ -100,15 +100,16 @@ def _http_date() -> str:
     """`werkzeug.http.http_date()`, formatted once a second."""
     now = time.time()
     second = int(now)
-    # A time in a second's last millisecond may round up to the next: format it afresh.
-    if now - second >= 0.999:
-        return email.utils.formatdate(now, usegmt=True)
-    if _DATE[0] != second:
-        _DATE[:] = second, email.utils.formatdate(now, usegmt=True)
-    return _DATE[1]
+    cached_second, date = _LAST_DATE[0]  # one tuple: a thread reads a second and its date
+    # A time in a second's last millisecond may round up to the next: formatted afresh.
+    if cached_second != second or now - second >= 0.999:
+        date = email.utils.formatdate(now, usegmt=True)
+        if now - second < 0.999:
+            _LAST_DATE[0] = second, date
+    return date
 
 
-_DATE: list[Any] = [None, ""]
+_LAST_DATE: list[tuple[int, str]] = [(-1, "")]
 
 
 def _etag(mimetype: str, body: bytes) -> str:
