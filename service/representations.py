@@ -26,8 +26,10 @@ own.
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
@@ -38,7 +40,9 @@ from flask import current_app, request
 from flask.json.provider import JSONProvider, _default
 from marshmallow import Schema, fields, utils
 from werkzeug import Response
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import NotAcceptable
+from werkzeug.http import quote_etag
 
 JSON_TYPES = ("application/json", "text/json")
 NOT_ACCEPTABLE_DETAIL = f"This resource is served as {' or '.join(JSON_TYPES)}."
@@ -60,12 +64,52 @@ def negotiate() -> str:
 
 def json_response(body: bytes, mimetype: str) -> Response:
     """A 200 of JSON `body` with a strong ETag, answered as 304 when `If-None-Match` matches."""
-    response = current_app.response_class(body, mimetype=mimetype)
-    response.content_type = f"{mimetype}; charset=utf-8"
-    response.set_etag(_etag(mimetype, body))
-    response.headers["Cache-Control"] = "private, no-cache"
-    response.vary.update(("Authorization", "Accept"))
-    return response.make_conditional(request)
+    headers = [
+        ("Content-Type", f"{mimetype}; charset=utf-8"),
+        ("Content-Length", str(len(body))),
+        ("ETag", quote_etag(_etag(mimetype, body))),
+        ("Cache-Control", "private, no-cache"),
+        ("Vary", "Authorization, Accept"),
+    ]
+    environ = request.environ
+    # Without a validator in the request a GET or HEAD is not conditional (no Last-Modified, no
+    # ranges): `make_conditional` would only add the Date. Otherwise it decides, as always.
+    if environ["REQUEST_METHOD"] in _SAFE and not (
+        environ.get("HTTP_IF_NONE_MATCH") or environ.get("HTTP_IF_MATCH")
+    ):
+        headers.append(("Date", _http_date()))
+        return _response(body, headers)
+    return _response(body, headers).make_conditional(request)
+
+
+_SAFE = ("GET", "HEAD")
+
+
+def _response(body: bytes, header_list: list[tuple[str, str]]) -> Response:
+    # The headers in one list, in the order werkzeug's setters gave them: each `set` scans the
+    # list, and together they cost more than the rest of the response. A slice assignment
+    # checks each value as `add` does, without its work for other kinds of arguments.
+    headers = Headers()
+    headers[:] = header_list
+    response = current_app.response_class(headers=headers)
+    response.response = [body]
+    return response
+
+
+def _http_date() -> str:
+    """`werkzeug.http.http_date()`, formatted once a second."""
+    now = time.time()
+    second = int(now)
+    cached_second, date = _LAST_DATE[0]  # one tuple: a thread reads a second and its date
+    # A time in a second's last millisecond may round up to the next: formatted afresh.
+    if cached_second != second or now - second >= 0.999:
+        date = email.utils.formatdate(now, usegmt=True)
+        if now - second < 0.999:
+            _LAST_DATE[0] = second, date
+    return date
+
+
+_LAST_DATE: list[tuple[int, str]] = [(-1, "")]
 
 
 def _etag(mimetype: str, body: bytes) -> str:

@@ -76,6 +76,32 @@ def test_made_up_methods_and_paths_add_no_series(client: FlaskClient) -> None:
                  status="404") >= 199  # fmt: skip
 
 
+def test_every_request_counts_once_in_its_own_series(client: FlaskClient) -> None:
+    """The hook keeps each series' children: each request still adds exactly one, to its own."""
+    requests = "encounters_http_requests_total"
+    durations = "encounters_http_request_duration_seconds_count"
+    # (method, path) -> (method label, route label, status)
+    answers = {("GET", "/health/live"): ("GET", "/health/live", "200"),
+               ("HEAD", "/health/live"): ("HEAD", "/health/live", "200"),
+               ("GET", "/no/such/path"): ("GET", "<unmatched>", "404"),
+               ("QZX", "/health/live"): ("other", "<unmatched>", "405")}  # fmt: skip
+    for method, path in answers:  # every series exists already
+        client.open(path, method=method)
+    before = samples(client.get("/metrics").get_data(as_text=True))
+    for round_ in range(1, 4):
+        for (method, path), (_, _, status) in answers.items():
+            assert client.open(path, method=method).status_code == int(status)
+        after = samples(client.get("/metrics").get_data(as_text=True))
+        for method, route, status in answers.values():
+            added = value(after, requests, method=method, route=route, status=status) - value(
+                before, requests, method=method, route=route, status=status
+            )
+            timed = value(after, durations, method=method, route=route) - value(
+                before, durations, method=method, route=route
+            )
+            assert (added, timed) == (round_, round_), (method, route, status)
+
+
 @pytest.fixture(scope="module")
 def server(migrated_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
     """gunicorn with two workers over the known dataset."""

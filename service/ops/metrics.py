@@ -115,6 +115,9 @@ def init_metrics(app: Flask) -> None:
     observe_engines()
 
     served: frozenset[str] = frozenset()
+    # Each (method, route, status)'s series, found once: `labels()` checks and locks every time.
+    # The label values come from closed sets, so this stays as small as the series themselves.
+    series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     @app.after_request
     def observe_request(response: Response) -> Response:
@@ -122,9 +125,15 @@ def init_metrics(app: Flask) -> None:
         if not served:  # on the first request, when every blueprint has added its rules
             served = frozenset(m for rule in app.url_map.iter_rules() for m in rule.methods or ())
         method = request.method if request.method in served else OTHER_METHOD
-        route = route_template()
-        REQUESTS.labels(method, route, str(response.status_code)).inc()
-        REQUEST_SECONDS.labels(method, route).observe(request_seconds())
+        key = (method, route_template(), response.status_code)
+        children = series.get(key)
+        if children is None:
+            children = series[key] = (
+                REQUESTS.labels(method, key[1], str(key[2])),
+                REQUEST_SECONDS.labels(method, key[1]),
+            )
+        children[0].inc()
+        children[1].observe(request_seconds())
         return response
 
 
