@@ -40,6 +40,8 @@ def row_json_sql(
     """
     members = _members(schema_class)
     runs = dict(stored or {})
+    if () in runs:
+        raise TypeError("an empty stored run holds no fields")
     parts: list[str] = []
     position = 0
     while position < len(members):
@@ -63,7 +65,7 @@ def members_sql(
     """The SQL of the members (`"Key":value,...`) of the fields of `attributes`, consecutive."""
     members = [m for m in _members(schema_class) if m[1] in attributes]
     names = _attributes(members)
-    if set(names) != set(attributes) or not _consecutive(schema_class, names):
+    if not names or set(names) != set(attributes) or not _consecutive(schema_class, names):
         raise TypeError(f"{sorted(attributes)} are not consecutive fields of the schema")
     return f"({_COMMA.join(_member(m, columns) for m in members)})"
 

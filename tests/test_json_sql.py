@@ -205,6 +205,10 @@ def test_a_stored_run_must_be_consecutive_fields() -> None:
     with pytest.raises(TypeError, match="not consecutive"):
         every = {name: name for name in (*AvailableEncounter._fields, "duration")}
         row_json_sql(EncounterSchema, every, {("id", "unit_number"): "x"})
+    with pytest.raises(TypeError, match="not consecutive"):
+        members_sql(EncounterSchema, {}, ())
+    with pytest.raises(TypeError, match="empty stored run"):
+        row_json_sql(EncounterSchema, {}, {(): "x"})
 
 
 def test_a_field_without_sql_is_refused() -> None:
