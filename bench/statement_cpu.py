@@ -5,11 +5,12 @@
 On a world `make bench` loaded (`bench_world`, or `--database`), for 20 students with a current
 unit: each one's list statement as a request runs it (the SQL the app compiles today, its
 parameters), for a window of `--days` days, on one connection, in rounds that alternate the two
-statements. The figure is the backend's own CPU (user + system, from `/proc`: PostgreSQL must run
-on this host) a statement, and the wall time the client saw. "json" is what a request runs on
-PostgreSQL (the database writes the body from the rows' stored members, migration 0005); "rows"
-is the same list as plain rows (SQLite's path, and what the peer's statement returns). Nothing is
-written; run it on a quiet machine, and read it as one figure of several.
+statements. The figure is the backend's own CPU a statement (user + system, as `make bench`
+counts it: PostgreSQL must run on this host), and the wall time the client saw. "json" is what
+a request runs on PostgreSQL (the database writes the body from the rows' stored members,
+migration 0005); "rows" is the same list as plain rows (SQLite's path, and what the peer's
+statement returns). Nothing is written; run it on a quiet machine, and read it as one figure of
+several.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from bench.datasets import DEFAULT_SERVER, libpq_url
+from bench.load import cpu_seconds
 from service.app import create_app
 from service.db import db
 from service.driver_sql import driver_sql
@@ -32,13 +34,6 @@ from service.encounters import Window, _json_statement, _query, _statement
 from service.identifiers import parse_identifier
 
 STUDENTS = 20
-
-
-def backend_cpu(pid: int) -> float:
-    """Seconds of CPU (user + system) that backend `pid` has used."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def statements(url: str, days: int) -> dict[str, list[tuple[str, dict[str, Any]]]]:
@@ -104,11 +99,11 @@ def main() -> None:
                 for sql, values in kinds[name]:  # prepared, as a request's statements are
                     connection.execute(sql, values, prepare=True).fetchall()
                 runs = arguments.repeat * len(kinds[name])
-                before, started = backend_cpu(pid), time.perf_counter()
+                before, started = cpu_seconds([pid]), time.perf_counter()
                 for _ in range(arguments.repeat):
                     for sql, values in kinds[name]:
                         connection.execute(sql, values, prepare=True).fetchall()
-                seconds = (backend_cpu(pid) - before) / runs
+                seconds = (cpu_seconds([pid]) - before) / runs
                 wall = (time.perf_counter() - started) / runs
                 cpu[name].append(seconds)
                 print(
