@@ -63,9 +63,12 @@ def members_sql(
     schema_class: type[Schema], columns: Mapping[str, str], attributes: Collection[str]
 ) -> str:
     """The SQL of the members (`"Key":value,...`) of the fields of `attributes`, consecutive."""
-    members = [m for m in _members(schema_class) if m[1] in attributes]
-    names = _attributes(members)
-    if not names or set(names) != set(attributes) or not _consecutive(schema_class, names):
+    every = _members(schema_class)
+    positions = [n for n, member in enumerate(every) if member[1] in attributes]
+    members = [every[n] for n in positions]
+    first = positions[0] if positions else 0
+    consecutive = bool(positions) and positions == list(range(first, first + len(positions)))
+    if not consecutive or set(_attributes(members)) != set(attributes):
         raise TypeError(f"{sorted(attributes)} are not consecutive fields of the schema")
     return f"({_COMMA.join(_member(m, columns) for m in members)})"
 
@@ -93,12 +96,6 @@ def _members(schema_class: type[Schema]) -> list[_Member]:
 
 def _attributes(members: list[_Member]) -> Run:
     return tuple(attribute for _, attribute, _ in members)
-
-
-def _consecutive(schema_class: type[Schema], names: Run) -> bool:
-    every = _attributes(_members(schema_class))
-    start = every.index(names[0]) if names else 0
-    return every[start : start + len(names)] == names
 
 
 def _member(member: _Member, columns: Mapping[str, str]) -> str:
