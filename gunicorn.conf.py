@@ -10,7 +10,7 @@ import re
 import shutil
 import sys
 import tempfile
-from typing import NoReturn
+from typing import Any, NoReturn
 
 # prometheus-client picks its multiprocess mode when first imported: this comes before the service.
 # (A SIGHUP reload reads this file again: the marker says the folder is still ours to remove.)
@@ -31,6 +31,7 @@ from gunicorn.glogging import Logger  # noqa: E402
 from prometheus_client import multiprocess  # noqa: E402
 
 from service.config import ConfigError, Settings  # noqa: E402
+from service.ops.connections import release_connection  # noqa: E402
 from service.ops.logs import logging_config  # noqa: E402
 
 try:
@@ -113,6 +114,11 @@ def post_fork(server: object, worker: object) -> None:
     """Start this worker's tracer provider and exporter, when tracing is on."""
     if _tracing is not None:
         _tracing.start_tracing()
+
+
+def post_request(worker: Any, req: object, environ: object, resp: object) -> None:
+    """Close the client's connection at once when nothing of the request is left unread."""
+    release_connection(req, resp, is_ssl=worker.cfg.is_ssl)
 
 
 def worker_exit(server: object, worker: object) -> None:
