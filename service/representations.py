@@ -113,8 +113,11 @@ _LAST_DATE: list[tuple[int, str]] = [(-1, "")]
 
 
 def _etag(mimetype: str, body: bytes) -> str:
-    # Strong validators differ between representations, so the media type is part of it.
-    return hashlib.blake2b(mimetype.encode() + b"\0" + body, digest_size=16).hexdigest()
+    # Strong validators differ between representations, so the media type is part of it. The
+    # body is hashed where it is: no copy of it with the media type in front.
+    digest = hashlib.blake2b(mimetype.encode() + b"\0", digest_size=16)
+    digest.update(body)
+    return digest.hexdigest()
 
 
 _OPTIONS = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, TypeVar
 
 import flask_smorest
 from flask import current_app, request
@@ -74,6 +74,25 @@ _LIST_HEADERS = {
     "Cache-Control": {"schema": {"type": "string", "example": "private, no-cache"}},
 }
 _LIST_DESCRIPTION = "The encounters, by start then Id."
+_View = TypeVar("_View", bound=Callable[..., Any])
+
+
+def documented(*decorators: Callable[[Any], Any]) -> Callable[[_View], _View]:
+    """flask-smorest's documenting decorators (listed as they would be stacked), doc alone.
+
+    Each of them wraps the view in a function that only calls it, through `current_app` and
+    `ensure_sync` (about 1.5 µs a layer a request). The view gets the documentation they write
+    (`_apidoc`, which flask-smorest reads when the route is registered) without their layers.
+    """
+
+    def decorator(view: _View) -> _View:
+        wrapped = view
+        for document in reversed(decorators):
+            wrapped = document(wrapped)
+        view._apidoc = wrapped._apidoc  # type: ignore[attr-defined]
+        return view
+
+    return decorator
 
 
 def negotiated(view: Callable[..., Response]) -> Callable[..., Response]:
@@ -112,20 +131,22 @@ def authenticated(view: Callable[..., Response]) -> Callable[..., Response]:
 @blp.arguments(EncounterQuerySchema(), location="query")
 # One 200 in both media types: flask-smorest merges the responses documented for a status.
 @blp.response(200, EncounterSchema(many=True), description=_LIST_DESCRIPTION, headers=_LIST_HEADERS)
-@blp.alt_response(
-    200,
-    schema=EncounterSchema(many=True),
-    content_type=JSON_TYPES[1],
-    description=_LIST_DESCRIPTION,
+@documented(
+    blp.alt_response(
+        200,
+        schema=EncounterSchema(many=True),
+        content_type=JSON_TYPES[1],
+        description=_LIST_DESCRIPTION,
+    ),
+    blp.alt_response(304, description="Not Modified: the If-None-Match ETag still matches."),
+    blp.alt_response(400, "InvalidParameters"),
+    blp.alt_response(401, "Unauthenticated"),
+    blp.alt_response(403, "Forbidden"),
+    blp.alt_response(404, "NotFound"),
+    blp.alt_response(406, "NotAcceptable"),
+    blp.alt_response(503, "Unavailable"),
+    blp.doc(security=[{"bearerAuth": []}]),
 )
-@blp.alt_response(304, description="Not Modified: the If-None-Match ETag still matches.")
-@blp.alt_response(400, "InvalidParameters")
-@blp.alt_response(401, "Unauthenticated")
-@blp.alt_response(403, "Forbidden")
-@blp.alt_response(404, "NotFound")
-@blp.alt_response(406, "NotAcceptable")
-@blp.alt_response(503, "Unavailable")
-@blp.doc(security=[{"bearerAuth": []}])
 def list_encounters(
     query: dict[str, Any], userIdentifier: str, mimetype: str, principal: Principal
 ) -> Response:
