@@ -155,6 +155,17 @@ def test_formatter_masks_whatever_a_message_carries(monkeypatch: pytest.MonkeyPa
     assert "[email]" in logged and "Bearer [redacted]" in logged and "[secret]" in logged
 
 
+def test_a_line_is_ascii_json_whatever_it_carries() -> None:
+    """Non-ASCII text is escaped (a log stream may not be UTF-8); orjson's limits lose no line."""
+    from service.ops.logs import RedactingJsonFormatter
+
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, "café ✓ \x01", None, None)
+    record.count = 2**70  # past orjson's 64-bit integers
+    line = RedactingJsonFormatter("{message}", style="{").format(record)
+    assert line.isascii() and "\n" not in line
+    assert json.loads(line)["message"] == "café ✓ \x01" and json.loads(line)["count"] == 2**70
+
+
 def test_the_log_leak_check_sees_an_email_sent_in_a_path(
     app: Flask, client: FlaskClient, caplog: pytest.LogCaptureFixture
 ) -> None:
