@@ -159,11 +159,13 @@ def test_a_line_is_ascii_json_whatever_it_carries() -> None:
     """Non-ASCII text is escaped (a log stream may not be UTF-8); orjson's limits lose no line."""
     from service.ops.logs import RedactingJsonFormatter
 
-    record = logging.LogRecord("t", logging.INFO, __file__, 1, "café ✓ \x01", None, None)
-    record.count = 2**70  # past orjson's 64-bit integers
-    line = RedactingJsonFormatter("{message}", style="{").format(record)
-    assert line.isascii() and "\n" not in line
-    assert json.loads(line)["message"] == "café ✓ \x01" and json.loads(line)["count"] == 2**70
+    formatter = RedactingJsonFormatter("{message}", style="{")
+    text = logging.LogRecord("t", logging.INFO, __file__, 1, "café ✓ \x01", None, None)
+    line = formatter.format(text)
+    assert line.isascii() and json.loads(line)["message"] == "café ✓ \x01"
+    number = logging.LogRecord("t", logging.INFO, __file__, 1, "counted", None, None)
+    number.count = 2**70  # past orjson's 64-bit integers
+    assert json.loads(formatter.format(number))["count"] == 2**70
 
 
 def test_the_log_leak_check_sees_an_email_sent_in_a_path(
