@@ -154,7 +154,7 @@ class Api(flask_smorest.Api):
         }
         data: dict[str, Any] = getattr(error, "data", None) or {}
         headers.update(data.get("headers") or {})
-        errors = _field_errors(data["messages"]) if "messages" in data else data.get("errors")
+        errors = _location_errors(data["messages"]) if "messages" in data else data.get("errors")
         if status == 400 and errors:
             detail = INVALID_PARAMETERS_DETAIL
         else:
@@ -218,10 +218,18 @@ def flatten_messages(messages: Any, path: str = "") -> list[tuple[str, str]]:
     return [(path, str(messages))]
 
 
-def _field_errors(messages: Any) -> dict[str, list[str]]:
+def field_errors(messages: Any) -> dict[str, list[str]]:
+    """marshmallow's {field: [messages]} (nested, maybe) as {field: [messages]}."""
+    errors: dict[str, list[str]] = {}
+    for name, text in flatten_messages(messages):
+        errors.setdefault(name, []).append(text)
+    return errors
+
+
+def _location_errors(messages: Any) -> dict[str, list[str]]:
     """webargs' {location: {field: [messages]}} as {field: [messages]}."""
     errors: dict[str, list[str]] = {}
     for fields in (messages or {}).values():
-        for name, text in flatten_messages(fields):
-            errors.setdefault(name, []).append(text)
+        for name, found in field_errors(fields).items():
+            errors.setdefault(name, []).extend(found)
     return errors
