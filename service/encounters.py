@@ -131,8 +131,9 @@ def duration_sql(starts_at: str, ends_at: str) -> str:
 # The answer's members each table stores, written when its row is (migration 0005: a generated
 # column `json_members`, PostgreSQL only): the encounter's fields before its status, and the
 # center's. A request's statement writes only the members that depend on it (the status, and
-# `IsOnline` between the two runs) and joins the stored ones. The SQL of each attribute is over
-# the table's own columns. tests/test_json_sql.py holds migration 0005 to what this generates.
+# `IsOnline` between the two runs) and joins the stored ones, the center's from the copy each
+# encounter holds (migration 0006). The SQL of each attribute is over the table's own columns.
+# tests/test_json_sql.py holds migration 0005 to what this generates.
 STORED_MEMBERS: dict[str, tuple[Run, dict[str, str]]] = {
     "encounters": (
         ("unit_number", "id", "starts_at", "ends_at", "duration"),
@@ -217,16 +218,21 @@ def _json_statement(shape: _Shape) -> Select:
 
 
 def _select(scope: ColumnElement[bool], stored: bool = False) -> Select:
-    """One branch's rows: the answer's columns, or (`stored`) what the JSON statement needs."""
+    """One branch's rows: the answer's columns, or (`stored`) what the JSON statement needs.
+
+    The stored members are the encounter's and its center's, both read from the encounter row
+    (migration 0006 keeps a copy of the center's there): no center row is read.
+    """
     if stored:
-        # Not in the models: PostgreSQL alone has them (migration 0005), and only this reads them.
+        # Not in the models: PostgreSQL alone has them (migrations 0005 and 0006), and only
+        # this reads them.
         columns: tuple[Any, ...] = (
             Encounter.id,
             Encounter.starts_at,
             _status(),
             Encounter.is_online,
             literal_column("encounters.json_members").label("encounters_json"),
-            literal_column("centers.json_members").label("centers_json"),
+            literal_column("encounters.center_json_members").label("centers_json"),
         )
     else:
         columns = (
@@ -240,15 +246,14 @@ def _select(scope: ColumnElement[bool], stored: bool = False) -> Select:
             Center.name.label("center_name"),
             Center.reference_id.label("center_reference_id"),
         )
-    return (
-        select(*columns)
-        .join(Center, Center.id == Encounter.center_id)
-        .where(
-            scope,
-            not_(Encounter.cancelled),
-            Encounter.starts_at >= bindparam("starts"),
-            Encounter.starts_at < bindparam("ends"),
-        )
+    rows = select(*columns)
+    if not stored:
+        rows = rows.join(Center, Center.id == Encounter.center_id)
+    return rows.where(
+        scope,
+        not_(Encounter.cancelled),
+        Encounter.starts_at >= bindparam("starts"),
+        Encounter.starts_at < bindparam("ends"),
     )
 
 

@@ -387,6 +387,39 @@ def test_the_etag_changes_with_the_data_and_the_media_type(
     assert changed.status_code == 200 and changed.headers["ETag"] != first
 
 
+def test_a_center_change_shows_on_the_next_request(
+    client: FlaskClient, dataset: Dataset, tokens: Tokens, engine: Engine
+) -> None:
+    """A renamed center, and an encounter moved to another center (on PostgreSQL, each
+    encounter's copy of its center's members follows: migration 0006)."""
+    from sqlalchemy import update
+
+    from service.models import Center
+
+    def online_encounter() -> dict[str, object]:
+        answer = client.get("/users/me/encounters", headers=tokens.header()).get_json()
+        return next(e for e in answer if e["Id"] == str(dataset["por_online"]))
+
+    assert online_encounter()["CenterName"] == "Porto"
+    with engine.begin() as connection:
+        connection.execute(
+            update(Center)
+            .where(Center.id == dataset["porto"])
+            .values(name='Porto "Norte"', reference_id="C-PN")
+        )
+    renamed = online_encounter()
+    assert (renamed["CenterName"], renamed["CenterReferenceId"]) == ('Porto "Norte"', "C-PN")
+    with engine.begin() as connection:
+        connection.execute(
+            update(Encounter)
+            .where(Encounter.id == dataset["por_online"])
+            .values(center_id=dataset["madrid"])
+        )
+    moved = online_encounter()
+    assert (moved["CenterId"], moved["CenterName"]) == (str(dataset["madrid"]), "Madrid")
+    assert moved["CenterReferenceId"] == "C-MAD"
+
+
 def test_an_unknown_route_is_a_problem(client: FlaskClient) -> None:
     response = client.get("/nothing/here")
     assert response.status_code == 404 and response.content_type == "application/problem+json"
