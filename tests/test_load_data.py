@@ -117,6 +117,27 @@ def test_valid_document_loads_and_is_served(
     assert ids(staff) == [gid("alfama-2"), gid("braga-online")]
 
 
+def test_encounters_are_written_in_the_order_the_list_reads_them(
+    app: Flask, engine: Engine, tmp_path: Path
+) -> None:
+    """In-center ones by unit, center and start; then online ones by unit and start (a list's
+    rows share pages: service/admin/merge.py), whatever the document's order."""
+    document = valid_document()
+    document["encounters"].reverse()
+    assert load(app, tmp_path, document).exit_code == 0
+
+    def key(record: dict[str, Any]) -> tuple[Any, ...]:
+        center = None if record["IsOnline"] else uuid.UUID(record["CenterId"])
+        return (record["IsOnline"], record["UnitNumber"], center or uuid.UUID(int=0),
+                record["DateTime"])  # fmt: skip
+
+    expected = [record["Id"] for record in sorted(document["encounters"], key=key)]
+    physical = "ctid" if backend_name() == "postgresql" else "rowid"
+    with engine.connect() as connection:
+        written = connection.execute(text(f"SELECT id FROM encounters ORDER BY {physical}"))
+        assert [str(uuid.UUID(str(row[0]))) for row in written] == expected
+
+
 def test_second_load_updates_in_place(
     app: Flask, client: FlaskClient, engine: Engine, tokens: Tokens, tmp_path: Path
 ) -> None:

