@@ -74,3 +74,46 @@ def test_migration_0005_stores_the_members_the_schema_writes() -> None:
         ("centers", revision.CENTER_MEMBERS),
     ):
         assert " ".join(frozen.split()) == " ".join(stored_members_sql(table).split()), table
+
+
+@pytest.mark.skipif(database.backend_name() != "postgresql", reason="PostgreSQL's copy only")
+def test_migration_0006_fills_the_copy_of_existing_encounters(database_url: str) -> None:
+    """A database that holds encounters when 0006 is applied: each gets its center's members;
+    the revision goes down and up again."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from service.admin.migrate import alembic_config
+    from service.db import make_engine
+
+    engine = make_engine(database_url)
+    config = alembic_config(database_url)
+
+    def to(revision: str, step: object = command.upgrade) -> None:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            step(config, revision)  # type: ignore[operator]
+
+    to("0005")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO centers (id, reference_id, name) VALUES"
+                " ('00000000-0000-0000-0000-00000000000c', 'C-1', 'Braga')"
+            )
+        )
+        connection.execute(text(
+            "INSERT INTO encounters (id, center_id, unit_number, starts_at, ends_at, is_online,"
+            " capacity) VALUES ('00000000-0000-0000-0000-00000000000e',"
+            " '00000000-0000-0000-0000-00000000000c', 1, '2030-01-01T10:00Z', '2030-01-01T11:00Z',"
+            " false, 3)"
+        ))  # fmt: skip
+    to("head")
+    copied = "SELECT e.center_json_members = c.json_members FROM encounters e JOIN centers c ON c.id = e.center_id"
+    with engine.connect() as connection:
+        assert connection.execute(text(copied)).scalar_one() is True
+    to("0005", command.downgrade)
+    to("head")
+    with engine.connect() as connection:
+        assert connection.execute(text(copied)).scalar_one() is True
+    engine.dispose()
