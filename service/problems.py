@@ -228,8 +228,4 @@ def field_errors(messages: Any) -> dict[str, list[str]]:
 
 def _location_errors(messages: Any) -> dict[str, list[str]]:
     """webargs' {location: {field: [messages]}} as {field: [messages]}."""
-    errors: dict[str, list[str]] = {}
-    for fields in (messages or {}).values():
-        for name, found in field_errors(fields).items():
-            errors.setdefault(name, []).extend(found)
-    return errors
+    return field_errors(list((messages or {}).values()))
