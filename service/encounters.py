@@ -165,7 +165,8 @@ def _query(
     staff = target.role is Role.STAFF_MEMBER
     if not staff:
         unit = unit or target.current_unit
-        if unit is None:
+        # No unit; or only in-center encounters asked of a student of no center.
+        if unit is None or (online is False and not target.center_ids):
             return None
     elif not target.center_ids:
         return None

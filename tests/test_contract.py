@@ -12,7 +12,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from service.models import Encounter
+from service.directory import Role
+from service.models import Encounter, User, lookup_key
 from tests.dataset import BASE, ENCOUNTERS, Dataset
 from tests.tokens import Tokens
 
@@ -475,3 +476,41 @@ def test_the_openapi_document_has_no_dangling_or_nameless_components(client: Fla
     text = client.get("/openapi.json").get_data(as_text=True)
     for ref in set(re.findall(r'"\$ref": ?"#/components/(\w+)/(\w+)"', text)):
         assert ref[1] in document["components"][ref[0]], ref
+
+
+def test_a_student_of_no_center_sees_online_encounters_and_no_in_center_ones(
+    client: FlaskClient, engine: Engine, dataset: Dataset, tokens: Tokens
+) -> None:
+    with Session(engine) as session:
+        session.add(
+            User(
+                id=uuid.uuid4(),
+                email="roaming@example.com",
+                email_key=lookup_key("roaming@example.com"),
+                reference_id="ST-ROAMING",
+                reference_key=lookup_key("ST-ROAMING"),
+                role=Role.STUDENT,
+                center_id=None,
+                current_unit=3,
+            )
+        )
+        session.commit()
+    headers = tokens.header("ST-ROAMING", "Student")
+    window = {"to": (BASE + timedelta(days=30)).isoformat()}
+    answers = {
+        online: client.get(
+            "/users/me/encounters", headers=headers, query_string={**window, "online": online}
+        )
+        for online in ("true", "false")
+    }
+    everything = client.get("/users/me/encounters", headers=headers, query_string=window)
+    assert [a.status_code for a in (*answers.values(), everything)] == [200, 200, 200]
+    assert answers["false"].get_json() == []
+    online = answers["true"].get_json()
+    expected = sorted(
+        (row.starts, str(dataset[name]))
+        for name, row in ENCOUNTERS.items()
+        if row.online and row.unit == 3 and not row.cancelled and row.days >= 0
+    )
+    assert [e["Id"] for e in online] == [id_ for _, id_ in expected] != []
+    assert everything.get_json() == online
