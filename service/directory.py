@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from flask import Flask
 
@@ -57,6 +57,29 @@ class UserResolver(Protocol):
         ...
 
 
+# The users, and the body of the last one's list when the resolver read it along (else None).
+Listed = tuple[list[DirectoryUser | None], bytes | None]
+
+
+def resolve_listing(
+    resolver: UserResolver, identifiers: Sequence[UserIdentifier], listing: Any
+) -> Listed:
+    """`resolver`'s users, and the last one's list when the resolver can read it in the same call.
+
+    A resolver may offer `resolve_listing(identifiers, listing)` besides `resolve`: the default
+    one does on PostgreSQL, where the lookup and a student's list are one statement (one round
+    trip instead of two; `listing` is a `service.encounters.ListQuery`). It answers the body
+    `encounters_json` would write for the last identifier's user, or None (not a student, not
+    found), and nothing else may differ from `resolve`. Any other resolver is asked `resolve`.
+    """
+    along: Callable[[Sequence[UserIdentifier], Any], Listed] | None = getattr(
+        resolver, "resolve_listing", None
+    )
+    if along is None:
+        return resolver.resolve(identifiers), None
+    return along(identifiers, listing)
+
+
 class TimedResolver:
     """A resolver that reports how long each call of the wrapped one took."""
 
@@ -66,9 +89,15 @@ class TimedResolver:
 
     def resolve(self, identifiers: Sequence[UserIdentifier]) -> list[DirectoryUser | None]:
         """The wrapped resolver's answer, timed."""
+        return self.resolve_listing(identifiers, None)[0]
+
+    def resolve_listing(self, identifiers: Sequence[UserIdentifier], listing: Any) -> Listed:
+        """The wrapped resolver's answer (`resolve_listing` above), timed; `listing=None`: none."""
         started = time.perf_counter()
         try:
-            return self.resolver.resolve(identifiers)
+            if listing is None:
+                return self.resolver.resolve(identifiers), None
+            return resolve_listing(self.resolver, identifiers, listing)
         finally:
             self.observe(time.perf_counter() - started)
 

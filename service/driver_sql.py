@@ -15,11 +15,11 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Dialect, Select, TextClause
+from sqlalchemy import CompoundSelect, Dialect, Select, TextClause
 from sqlalchemy.sql.compiler import SQLCompiler
 
 # What a request reads with: a Core select, or SQL text.
-Statement = Select[Any] | TextClause
+Statement = Select[Any] | CompoundSelect | TextClause
 
 
 def driver_sql(

@@ -66,6 +66,14 @@ class Window:
         return cls(starts, ends)
 
 
+class ListQuery(NamedTuple):
+    """What a request asks of its list besides whose it is."""
+
+    window: Window
+    unit: int | None = None
+    online: bool | None = None
+
+
 class AvailableEncounter(NamedTuple):
     """One row of the answer, as the list statement selects it (a tuple: no object per row)."""
 
@@ -191,10 +199,40 @@ class _Shape:
     online: bool | None
 
 
+class Target(NamedTuple):
+    """The target's values as a list statement reads them.
+
+    Bound parameters (`BOUND`), or, when the directory's lookup and the list are one statement
+    (`service.resolvers`), SQL over the lookup's rows. `student` is a condition every branch
+    also meets: None, or a test that the target is a student (false: the list is empty).
+    """
+
+    user_id: ColumnElement[Any]
+    unit: ColumnElement[Any]
+    in_centers: ColumnElement[bool]
+    student: ColumnElement[bool] | None = None
+
+
+BOUND = Target(
+    bindparam("user_id"),
+    bindparam("unit"),
+    Encounter.center_id.in_(bindparam("centers", expanding=True)),
+)
+
+
+def student_list_json(online: bool | None, target: Target) -> Select:
+    """A student's list as its JSON text (one row, `body`), the target's values from `target`.
+
+    The student's shape with a unit and centers: a target with no unit or no center has SQL
+    NULLs or an empty array there, which match no row, as `_query` finds no row for them.
+    """
+    return _json_statement(_Shape(False, True, True, online), target)
+
+
 @functools.cache
 def _statement(shape: _Shape) -> Select:
     """Built once per shape: SQLAlchemy then reuses its compiled form and cache key."""
-    branches = [_select(scope) for scope in _scopes(shape)]
+    branches = [_select(scope) for scope in _scopes(shape, BOUND)]
     if len(branches) == 1:
         return branches[0].order_by(Encounter.starts_at, Encounter.id)
     # Each branch is its own index range scan; an OR across them would scan the whole unit.
@@ -203,13 +241,13 @@ def _statement(shape: _Shape) -> Select:
 
 
 @functools.cache
-def _json_statement(shape: _Shape) -> Select:
+def _json_statement(shape: _Shape, target: Target = BOUND) -> Select:
     """The list statement as the answer's JSON array: one row, one text value.
 
     Each row is the encounter's and its center's stored members around the status and
     `IsOnline`: PostgreSQL concatenates, it does not format (migration 0005).
     """
-    branches = [_select(scope, stored=True) for scope in _scopes(shape)]
+    branches = [_select(scope, target, stored=True) for scope in _scopes(shape, target)]
     rows = (branches[0] if len(branches) == 1 else union_all(*branches)).subquery("q")
     stored = {STORED_MEMBERS[table][0]: f"q.{table}_json" for table in STORED_MEMBERS}
     columns = {name: f"q.{name}" for name in ("status", "is_online")}
@@ -218,7 +256,7 @@ def _json_statement(shape: _Shape) -> Select:
     return select(body).select_from(rows)
 
 
-def _select(scope: ColumnElement[bool], stored: bool = False) -> Select:
+def _select(scope: ColumnElement[bool], target: Target = BOUND, stored: bool = False) -> Select:
     """One branch's rows: the answer's columns, or (`stored`) what the JSON statement needs.
 
     The stored members are the encounter's and its center's, both read from the encounter row
@@ -230,7 +268,7 @@ def _select(scope: ColumnElement[bool], stored: bool = False) -> Select:
         columns: tuple[Any, ...] = (
             Encounter.id,
             Encounter.starts_at,
-            _status(),
+            _status(target.user_id),
             Encounter.is_online,
             literal_column("encounters.json_members").label("encounters_json"),
             literal_column("encounters.center_json_members").label("centers_json"),
@@ -241,7 +279,7 @@ def _select(scope: ColumnElement[bool], stored: bool = False) -> Select:
             Encounter.id,
             Encounter.starts_at,
             Encounter.ends_at,
-            _status(),
+            _status(target.user_id),
             Encounter.is_online,
             Center.id.label("center_id"),
             Center.name.label("center_name"),
@@ -258,13 +296,16 @@ def _select(scope: ColumnElement[bool], stored: bool = False) -> Select:
     )
 
 
-def _scopes(shape: _Shape) -> list[ColumnElement[bool]]:
+def _scopes(shape: _Shape, target: Target) -> list[ColumnElement[bool]]:
     """Disjoint conditions, one per index range scan, whose union is the target's encounters."""
     # The bare column (not `IS true`) so the planner matches the partial index on it.
     only_online: ColumnElement[bool] = Encounter.is_online.expression
     in_center_only = not_(only_online)
-    in_centers = Encounter.center_id.in_(bindparam("centers", expanding=True))
-    of_unit = Encounter.unit_number == bindparam("unit")
+    in_centers = target.in_centers
+    of_unit = Encounter.unit_number == target.unit
+    if target.student is not None:
+        # Not a column's condition: PostgreSQL tests it once, before the branch reads a row.
+        of_unit = and_(target.student, of_unit)
     if shape.staff:
         scope = and_(of_unit, in_centers) if shape.has_unit else in_centers
         if shape.online is not None:
@@ -278,15 +319,14 @@ def _scopes(shape: _Shape) -> list[ColumnElement[bool]]:
     return scopes
 
 
-def _status() -> Label[str]:
+def _status(user_id: ColumnElement[Any]) -> Label[str]:
     """Booked, Full or Available, from the row itself and the target's own active bookings.
 
     `active_bookings` is kept by triggers (migration 0003); the target's bookings are read once
-    per statement (a hashed subplan), not probed once per row.
+    per statement (a hashed subplan: `user_id` is a parameter or an uncorrelated subquery),
+    not probed once per row.
     """
-    mine = select(Booking.encounter_id).where(
-        Booking.user_id == bindparam("user_id"), not_(Booking.cancelled)
-    )
+    mine = select(Booking.encounter_id).where(Booking.user_id == user_id, not_(Booking.cancelled))
     # Literals in the SQL, not parameters: nothing for the driver to send per statement.
     return case(
         (Encounter.id.in_(mine), _text("Booked")),

@@ -13,8 +13,8 @@ from werkzeug import Response
 from werkzeug.routing import PathConverter
 
 from schemas.encounters import EncounterQuerySchema, EncounterSchema
-from service.directory import DirectoryUser, UserResolver
-from service.encounters import InvalidQuery, Window, encounters_json
+from service.directory import DirectoryUser, UserResolver, resolve_listing
+from service.encounters import InvalidQuery, ListQuery, Window, encounters_json
 from service.identifiers import (
     ME,
     InvalidIdentifier,
@@ -169,30 +169,32 @@ def list_encounters(
         default_days=settings.encounter_window_days,
         max_days=settings.encounter_max_window_days,
     )
-    caller, target = _caller_and_target(principal, target_identifier)
+    listing = ListQuery(window, query.get("unit"), query.get("online"))
+    caller, target, body = _caller_and_target(principal, target_identifier, listing)
     decision = may_view(caller, target)
     if decision is Decision.FORBIDDEN:
         abort(403, FORBIDDEN_DETAIL)
     if decision is Decision.NOT_FOUND or target is None:
         abort(404, NOT_FOUND_DETAIL)
-    body = encounters_json(target, window, query.get("unit"), query.get("online"))
+    if body is None:  # not read along with the directory's answer
+        body = encounters_json(target, *listing)
     return json_response(body, mimetype)
 
 
 def _caller_and_target(
-    principal: Principal, target_identifier: UserIdentifier
-) -> tuple[Caller, DirectoryUser | None]:
-    """The caller and the target as the directory knows them, in one resolver call."""
+    principal: Principal, target_identifier: UserIdentifier, listing: ListQuery
+) -> tuple[Caller, DirectoryUser | None, bytes | None]:
+    """The caller and the target as the directory knows them, in one resolver call; and the
+    target's list when the resolver read it along (`service.directory.resolve_listing`)."""
     resolver: UserResolver = current_app.extensions["encounters.resolver"]
     settings = current_app.extensions["encounters.settings"]
     subject = _subject_identifier(principal.subject, settings.jwt_subject_kinds)
     if subject is None:
-        caller_user, target = None, None
-    elif target_identifier == ME:
-        caller_user = target = resolver.resolve([subject])[0]
-    else:
-        caller_user, target = resolver.resolve([subject, target_identifier])
-    return Caller(caller_user, principal.roles), target
+        return Caller(None, principal.roles), None, None
+    me = target_identifier == ME
+    identifiers = [subject] if me else [subject, target_identifier]
+    users, body = resolve_listing(resolver, identifiers, listing)
+    return Caller(users[0], principal.roles), users[-1], body
 
 
 def _subject_identifier(subject: str, kinds: frozenset[str]) -> UserIdentifier | None:

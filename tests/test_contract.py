@@ -443,7 +443,7 @@ def test_unexpected_errors_are_500_problems_without_internals(
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret internal detail SELECT * FROM users")
 
-    monkeypatch.setattr("service.views.encounters_json", explode)
+    monkeypatch.setattr("service.views.may_view", explode)
     response = client.get("/users/me/encounters", headers=tokens.header())
     assert response.status_code == 500 and response.content_type == "application/problem+json"
     text = response.get_data(as_text=True)

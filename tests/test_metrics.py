@@ -151,7 +151,7 @@ def test_totals_add_up_across_workers(server: Gunicorn) -> None:
     statements = value(after, "encounters_db_statement_duration_seconds_count") - value(
         before, "encounters_db_statement_duration_seconds_count"
     )
-    assert statements >= sent["200"] * 2
+    assert statements >= sent["200"]  # one a student's list on PostgreSQL, else two
     assert value(after, "encounters_db_statement_duration_seconds_sum") > value(
         before, "encounters_db_statement_duration_seconds_sum"
     )

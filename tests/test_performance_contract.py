@@ -2,7 +2,8 @@
 JSON body proven equal to the schema's own output.
 
 - (i) A request makes at most two SQL statements (resolver, list), and the same number for an
-  answer of one encounter as for hundreds, for a student and a staff member, by any path.
+  answer of one encounter as for hundreds, for a student and a staff member, by any path. On
+  PostgreSQL a student's list is read in the resolver's statement: one statement.
 - (ii) `service.representations.compile_json(EncounterSchema, AvailableEncounter)` writes exactly
   the bytes the app's JSON provider writes for `EncounterSchema(many=True).dump(...)`, over
   random rows.
@@ -39,7 +40,7 @@ from tests.dataset import BASE, Dataset
 from tests.tokens import Tokens
 
 MANY = 300
-# (path, token subject, role)
+# (path, token subject, role); each target but the last is a student.
 CASES = {
     "student, me": ("/users/me/encounters", "ST-000123", "Student"),
     "student, by reference": ("/users/ST-000123/encounters", "ST-000123", "Student"),
@@ -52,6 +53,12 @@ ONE = {
     "to": (BASE + timedelta(hours=25)).isoformat(),
 }
 HUNDREDS = {"from": BASE.isoformat(), "to": (BASE + timedelta(days=14)).isoformat()}
+
+
+def expected_statements(case: str) -> int:
+    """On PostgreSQL the default resolver reads a student's list along: one round trip."""
+    student_target = CASES[case][0] != "/users/me/encounters" or CASES[case][2] == "Student"
+    return 1 if student_target and backend_name() == "postgresql" else 2
 
 
 @dataclass
@@ -115,7 +122,7 @@ def test_a_request_makes_the_same_two_statements_whatever_the_answers_length(
         counts[name] = (len(statements), len(response.get_json()))
     assert 1 <= counts["one"][1] <= 3  # staff see every unit of that hour: up to three
     assert counts["hundreds"][1] > MANY
-    assert counts["one"][0] == counts["hundreds"][0] == 2, counts
+    assert counts["one"][0] == counts["hundreds"][0] == expected_statements(case), counts
 
 
 def test_an_answer_outside_the_window_still_costs_the_same_statements(
@@ -124,7 +131,7 @@ def test_an_answer_outside_the_window_still_costs_the_same_statements(
     window = {"from": "2001-01-01", "to": "2001-01-15"}
     response = client.get("/users/me/encounters", headers=tokens.header(), query_string=window)
     assert response.status_code == 200 and response.get_json() == []
-    assert len(statements) == 2
+    assert len(statements) == expected_statements("student, me")
 
 
 # --- (ii) the compiled body is the schema's own output --------------------------------------
@@ -334,7 +341,7 @@ def test_every_statement_reads_through_an_index(
         path, headers=tokens.header(subject, role), query_string={**HUNDREDS, **query}
     )
     assert response.status_code == 200
-    assert len(statements) == 2
+    assert len(statements) == expected_statements(case)
     full_scans = _postgres_full_scans if backend_name() == "postgresql" else _sqlite_full_scans
     with app.app_context():
         raw = db.engine.raw_connection()

@@ -126,14 +126,15 @@ def test_a_traced_request_under_gunicorn_reaches_the_collector_scrubbed(
         Status.STATUS_CODE_ERROR,
     ]
 
-    # The tree of the 200: server → resolver → SQL, and server → SQL.
+    # The tree of the 200: server → resolver → SQL (on PostgreSQL the resolver's statement reads
+    # a student's list too: no statement of the server span's own).
     children = [span for span in spans if span.parent_id == ok.span_id]
     resolver = next(span for span in children if span.name == "resolve users")
     statements = [span for span in spans if "db.statement" in span.attributes]
     ours = [span for span in statements if span.parent_id in (ok.span_id, resolver.span_id)]
-    assert {span.parent_id for span in ours} == {ok.span_id, resolver.span_id}
+    assert [span.parent_id for span in ours] == [resolver.span_id]
     assert all(span.kind == Span.SPAN_KIND_CLIENT for span in statements)
-    assert all(span.name.startswith("SELECT") for span in ours)
+    assert all(span.name.startswith(("SELECT", "WITH")) for span in ours)
 
     # No email, token, raw path or parameter anywhere in what was exported.
     exported = "\n".join(text_format.MessageToString(r) for r in receiver.requests)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from flask import Flask, g
 from opentelemetry import trace
@@ -31,7 +32,7 @@ from opentelemetry.trace import Status, StatusCode
 from sqlalchemy import Engine
 
 from service.db import db
-from service.directory import DirectoryUser, UserResolver
+from service.directory import DirectoryUser, Listed, UserResolver, resolve_listing
 from service.identifiers import UserIdentifier
 from service.ops.trace_scrubbing import ScrubbingSpanProcessor
 
@@ -130,6 +131,10 @@ class TracedResolver:
 
     def resolve(self, identifiers: Sequence[UserIdentifier]) -> list[DirectoryUser | None]:
         """The wrapped resolver's answer, in a span that names no identifier."""
+        return self.resolve_listing(identifiers, None)[0]
+
+    def resolve_listing(self, identifiers: Sequence[UserIdentifier], listing: Any) -> Listed:
+        """The same, when the list may be read along (`service.directory.resolve_listing`)."""
         with self.tracer.start_as_current_span(
             RESOLVER_SPAN,
             attributes={"encounters.resolver.identifiers": len(identifiers)},
@@ -138,10 +143,13 @@ class TracedResolver:
             set_status_on_exception=False,
         ) as span:
             try:
-                users = self.resolver.resolve(identifiers)
+                if listing is None:
+                    listed: Listed = (self.resolver.resolve(identifiers), None)
+                else:
+                    listed = resolve_listing(self.resolver, identifiers, listing)
             except Exception as error:
                 span.set_attribute("error.type", type(error).__qualname__)
                 span.set_status(Status(StatusCode.ERROR))
                 raise
-            span.set_attribute("encounters.resolver.found", sum(u is not None for u in users))
-            return users
+            span.set_attribute("encounters.resolver.found", sum(u is not None for u in listed[0]))
+            return listed
