@@ -39,7 +39,7 @@ from service.db import db
 from service.driver_sql import driver_sql
 from service.encounters import ListQuery, Window, _json_statement, _query, _statement
 from service.identifiers import parse_identifier
-from service.resolvers import _listing_statement, _parameters
+from service.resolvers import _listing_parameters, _listing_statement, _parameters
 from service.resolvers import _statement as _lookup_statement
 
 STUDENTS = 20
@@ -85,12 +85,7 @@ def statements(url: str, days: int) -> dict[str, list[Statements]]:
             kinds = tuple(identifier.kind for identifier in identifiers)
             lookup = compiled(_lookup_statement(kinds), _parameters(identifiers))
             listing = ListQuery(window)
-            one = {
-                **_parameters(identifiers),
-                "unit": listing.unit,
-                "starts": window.starts,
-                "ends": window.ends,
-            }
+            one = _listing_parameters(identifiers, listing)
             as_json = compiled(_json_statement(shape), parameters)
             found["one"].append([compiled(_listing_statement(kinds, listing.online), one)])
             found["two"].append([lookup, as_json])

@@ -70,12 +70,13 @@ def resolve_listing(
     one does on PostgreSQL, where the lookup and a student's list are one statement (one round
     trip instead of two; `listing` is a `service.encounters.ListQuery`). It answers the body
     `encounters_json` would write for the last identifier's user, or None (not a student, not
-    found), and nothing else may differ from `resolve`. Any other resolver is asked `resolve`.
+    found), and nothing else may differ from `resolve`. Any other resolver, or `listing=None`
+    (no list wanted), is asked `resolve`.
     """
     along: Callable[[Sequence[UserIdentifier], Any], Listed] | None = getattr(
         resolver, "resolve_listing", None
     )
-    if along is None:
+    if along is None or listing is None:
         return resolver.resolve(identifiers), None
     return along(identifiers, listing)
 
@@ -95,8 +96,6 @@ class TimedResolver:
         """The wrapped resolver's answer (`resolve_listing` above), timed; `listing=None`: none."""
         started = time.perf_counter()
         try:
-            if listing is None:
-                return self.resolver.resolve(identifiers), None
             return resolve_listing(self.resolver, identifiers, listing)
         finally:
             self.observe(time.perf_counter() - started)

@@ -59,12 +59,7 @@ class DatabaseUserResolver:
         if not identifiers or db.connection.dialect.name != "postgresql":
             return self.resolve(identifiers), None
         kinds = tuple(identifier.kind for identifier in identifiers)
-        parameters = {
-            **_parameters(identifiers),
-            "unit": listing.unit,
-            "starts": listing.window.starts,
-            "ends": listing.window.ends,
-        }
+        parameters = _listing_parameters(identifiers, listing)
         rows = db.read(_listing_statement(kinds, listing.online), parameters)
         # The directory's rows have a user id; the list's one row has none.
         users = _found(identifiers, (row for row in rows if row[0] is not None))
@@ -77,6 +72,18 @@ def _parameters(identifiers: Sequence[UserIdentifier]) -> dict[str, object]:
     return {
         f"key_{position}": _lookup_value(identifier)
         for position, identifier in enumerate(identifiers)
+    }
+
+
+def _listing_parameters(
+    identifiers: Sequence[UserIdentifier], listing: ListQuery
+) -> dict[str, object]:
+    """`_listing_statement`'s parameters: the lookup's keys and the list's own."""
+    return {
+        **_parameters(identifiers),
+        "unit": listing.unit,
+        "starts": listing.window.starts,
+        "ends": listing.window.ends,
     }
 
 

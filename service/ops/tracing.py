@@ -143,10 +143,7 @@ class TracedResolver:
             set_status_on_exception=False,
         ) as span:
             try:
-                if listing is None:
-                    listed: Listed = (self.resolver.resolve(identifiers), None)
-                else:
-                    listed = resolve_listing(self.resolver, identifiers, listing)
+                listed = resolve_listing(self.resolver, identifiers, listing)
             except Exception as error:
                 span.set_attribute("error.type", type(error).__qualname__)
                 span.set_status(Status(StatusCode.ERROR))
