@@ -60,6 +60,29 @@ def free_port(ports: range = PORT_RANGE) -> int:
     raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
 
 
+@contextlib.contextmanager
+def refused_port(ports: range = PORT_RANGE) -> Iterator[int]:
+    """A port of `ports` that refuses connections for as long as the block runs: a host that is down.
+
+    The port stays bound (never listening) meanwhile, so no server started in the block can take
+    it. A bare free_port() for a "down" database could come back as the next server's own port:
+    a proxy to it then connected to itself, without end.
+    """
+    candidates = list(ports)
+    random.shuffle(candidates)
+    for port in candidates:
+        holder = socket.socket()  # no SO_REUSEADDR: port_is_free() sees the port as taken
+        try:
+            holder.bind(("127.0.0.1", port))
+        except OSError:
+            holder.close()
+            continue
+        with holder:
+            yield port
+        return
+    raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
+
+
 def stop_process(process: subprocess.Popen[Any], timeout: float = 20) -> None:
     """SIGTERM, then SIGKILL after `timeout`; always reaped."""
     if process.poll() is None:

@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 from tests.database import POSTGRES_URL
 from tests.dataset import Dataset
-from tests.live import TcpProxy, free_port
+from tests.live import TcpProxy, refused_port
 from tests.standby import assert_unavailable, metric, reads, serving_app, switches
 from tests.tokens import Tokens
 
@@ -34,19 +34,20 @@ def test_a_replica_that_is_down_sends_reads_to_the_primary(
     caplog: pytest.LogCaptureFixture,
     bound: str,
 ) -> None:
-    down = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/encounters"
     caplog.set_level(logging.INFO, "encounters.replica")
     # With or without a bound on the lag: a replica that does not answer has no data to give.
-    for application in serving_app(
-        config, DATABASE_REPLICA_URL=down, DATABASE_REPLICA_MAX_LAG_SECONDS=bound
-    ):
-        client = application.test_client()
-        before = reads(client, "primary")
-        for _ in range(3):
-            assert client.get(PATH, headers=tokens.header()).status_code == 200
-        assert client.get("/health/ready").status_code == 200
-        assert reads(client, "primary") - before == 4
-        assert metric(client, "encounters_db_replica_lag_seconds") == float("inf")
+    with refused_port() as port:
+        down = f"postgresql+psycopg://postgres@127.0.0.1:{port}/encounters"
+        for application in serving_app(
+            config, DATABASE_REPLICA_URL=down, DATABASE_REPLICA_MAX_LAG_SECONDS=bound
+        ):
+            client = application.test_client()
+            before = reads(client, "primary")
+            for _ in range(3):
+                assert client.get(PATH, headers=tokens.header()).status_code == 200
+            assert client.get("/health/ready").status_code == 200
+            assert reads(client, "primary") - before == 4
+            assert metric(client, "encounters_db_replica_lag_seconds") == float("inf")
     # One line at the switch, none for the reads after it.
     assert switches(caplog) == ["reads off the replica"]
     (record,) = [r for r in caplog.records if r.name == "encounters.replica"]
@@ -57,17 +58,18 @@ def test_a_replica_that_is_down_is_tried_once_a_second_not_per_request(
     config: dict[str, Any], dataset: Dataset, tokens: Tokens
 ) -> None:
     # Every connection is accepted, then closed: the replica's server is gone.
-    proxy = TcpProxy("127.0.0.1", free_port()).start()
-    replica = f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/encounters"
-    try:
-        for application in serving_app(config, DATABASE_REPLICA_URL=replica):
-            client, header = application.test_client(), tokens.header()
-            began = time.monotonic()
-            for _ in range(40):
-                assert client.get(PATH, headers=header).status_code == 200
-            elapsed = time.monotonic() - began
-    finally:
-        proxy.stop()
+    with refused_port() as gone:
+        proxy = TcpProxy("127.0.0.1", gone).start()
+        replica = f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/encounters"
+        try:
+            for application in serving_app(config, DATABASE_REPLICA_URL=replica):
+                client, header = application.test_client(), tokens.header()
+                began = time.monotonic()
+                for _ in range(40):
+                    assert client.get(PATH, headers=header).status_code == 200
+                elapsed = time.monotonic() - began
+        finally:
+            proxy.stop()
     assert 0 < proxy.accepted <= elapsed + 1
 
 

@@ -20,7 +20,7 @@ from service.admin.migrate import upgrade
 from service.db import db, make_engine
 from tests.database import POSTGRES_URL
 from tests.dataset import Dataset
-from tests.live import free_port
+from tests.live import refused_port
 from tests.standby import STANDBY_URL, assert_unavailable, needs_standby, serving_app
 from tests.tokens import Tokens
 
@@ -58,16 +58,17 @@ def test_request_reads_and_readiness_use_the_replica(
         assert str(dataset["lis_booked"]) in {e["Id"] for e in response.get_json()}
     # With the primary down, requests and readiness still answer from the replica alone (and
     # a replica that is down, with no fallback, is not ready: the test after this one).
-    down = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/encounters"
-    for application in serving_app(
-        config,
-        DATABASE_URL=down,
-        DATABASE_REPLICA_URL=config["DATABASE_URL"],
-        DATABASE_REPLICA_MAX_LAG_SECONDS="off",
-    ):
-        client = application.test_client()
-        assert client.get("/health/ready").status_code == 200
-        assert client.get(PATH, headers=tokens.header("ST-000123")).status_code == 200
+    with refused_port() as port:
+        down = f"postgresql+psycopg://postgres@127.0.0.1:{port}/encounters"
+        for application in serving_app(
+            config,
+            DATABASE_URL=down,
+            DATABASE_REPLICA_URL=config["DATABASE_URL"],
+            DATABASE_REPLICA_MAX_LAG_SECONDS="off",
+        ):
+            client = application.test_client()
+            assert client.get("/health/ready").status_code == 200
+            assert client.get(PATH, headers=tokens.header("ST-000123")).status_code == 200
     # The same deployment without the replica reads the empty primary: the caller is unknown.
     for application in serving_app(config, DATABASE_URL=empty_primary):
         assert application.test_client().get(PATH, headers=tokens.header()).status_code == 403
@@ -76,26 +77,30 @@ def test_request_reads_and_readiness_use_the_replica(
 def test_a_replica_that_is_down_without_fallback_is_a_503_and_not_ready(
     config: dict[str, Any], dataset: Dataset, tokens: Tokens
 ) -> None:
-    down = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/encounters"
-    for application in serving_app(
-        config, DATABASE_REPLICA_URL=down, DATABASE_REPLICA_FALLBACK="none"
-    ):
-        client = application.test_client()
-        assert_unavailable(client.get(PATH, headers=tokens.header()))
-        assert_unavailable(client.get("/health/ready"))
-        assert client.get("/health/live").status_code == 200
+    with refused_port() as port:
+        down = f"postgresql+psycopg://postgres@127.0.0.1:{port}/encounters"
+        for application in serving_app(
+            config, DATABASE_REPLICA_URL=down, DATABASE_REPLICA_FALLBACK="none"
+        ):
+            client = application.test_client()
+            assert_unavailable(client.get(PATH, headers=tokens.header()))
+            assert_unavailable(client.get("/health/ready"))
+            assert client.get("/health/live").status_code == 200
 
 
 def test_the_cli_uses_the_primary_whatever_the_replica(
     config: dict[str, Any], empty_primary: str
 ) -> None:
-    down = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/encounters"
-    for application in serving_app(config, DATABASE_URL=empty_primary, DATABASE_REPLICA_URL=down):
-        result = application.test_cli_runner().invoke(args=["init-db"])
-        assert result.exit_code == 0, result.output
-        assert "primary.db" in result.output
-        result = application.test_cli_runner().invoke(args=["demo-data", "--students", "3"])
-        assert result.exit_code == 0, result.output
+    with refused_port() as port:
+        down = f"postgresql+psycopg://postgres@127.0.0.1:{port}/encounters"
+        for application in serving_app(
+            config, DATABASE_URL=empty_primary, DATABASE_REPLICA_URL=down
+        ):
+            result = application.test_cli_runner().invoke(args=["init-db"])
+            assert result.exit_code == 0, result.output
+            assert "primary.db" in result.output
+            result = application.test_cli_runner().invoke(args=["demo-data", "--students", "3"])
+            assert result.exit_code == 0, result.output
     engine = make_engine(empty_primary)
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM users")).scalar_one() > 0

@@ -18,7 +18,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from tests.database import backend_name, database_with_dataset
 from tests.leaks import leaks_in
-from tests.live import Gunicorn, OtlpReceiver, fetch, free_port
+from tests.live import Gunicorn, OtlpReceiver, fetch, refused_port
 from tests.tokens import SECRET, Tokens
 
 CALLER_TRACE = "0af7651916cd43dd8448eb211c80319c"
@@ -103,13 +103,14 @@ def test_a_traced_request_under_gunicorn_reaches_the_collector_scrubbed(
     finally:
         assert server.stop() == 0
     # A database that refuses connections: 503.
-    unreachable = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nowhere"
-    down = _server({"DATABASE_URL": unreachable}, receiver, tmp_path / "down.log")
-    try:
-        assert fetch(f"{down.url}{EMAIL_PATH}", caller).status == 503
-    finally:
-        assert down.stop() == 0
-        receiver.stop()
+    with refused_port() as port:
+        unreachable = f"postgresql+psycopg://postgres@127.0.0.1:{port}/nowhere"
+        down = _server({"DATABASE_URL": unreachable}, receiver, tmp_path / "down.log")
+        try:
+            assert fetch(f"{down.url}{EMAIL_PATH}", caller).status == 503
+        finally:
+            assert down.stop() == 0
+            receiver.stop()
 
     spans = _exported(receiver)
     assert {span.service for span in spans} == {"encounters-under-test"}
