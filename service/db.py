@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from flask import Flask, current_app, g
+from psycopg.pq import TransactionStatus
 from sqlalchemy import Connection, Engine, event
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 
-from service.driver_sql import Statement, driver_sql
-from service.engines import make_engine
+from service.driver_sql import Statement, run
+from service.engines import make_engine, ping_if_idle
 from service.routing import ReadRouter, Staleness
 
 __all__ = ["Database", "Statement", "db", "make_engine"]
@@ -27,6 +29,8 @@ class Database:
     BEGIN and ROLLBACK round trips around the request's two statements, and no ORM session to
     set up and tear down. Writers (the CLI commands) use `engine`, in transactions of their own.
     With a read replica, requests read there (service.routing) and `engine` stays on the primary.
+    On PostgreSQL a request's connection is kept for the process's next request (`_Binding`),
+    not handed back to the pool: a checkout and its checkin cost a tenth of a request's CPU.
     """
 
     def init_app(
@@ -81,12 +85,12 @@ class Database:
         """
         reads = _reads()  # a connection that cannot be opened is not retried
         try:
-            return _run(*reads, statement, parameters or {})
+            return run(*reads, statement, parameters or {})
         except DBAPIError as error:
             if not error.connection_invalidated:
                 raise
         g.pop("db_reads").connection.close()
-        return _run(*_reads(), statement, parameters or {})
+        return run(*_reads(), statement, parameters or {})
 
     def dispose(self) -> None:
         """Close every pooled connection of the current app (primary and replica)."""
@@ -95,7 +99,7 @@ class Database:
 
 
 class _Reads(NamedTuple):
-    """The current request's connection and the driver's cursor it reads with (`_run`)."""
+    """The current request's connection and the driver's cursor it reads with (`driver_sql.run`)."""
 
     connection: Connection
     cursor: Any  # None: SQLAlchemy runs every statement (SQLite, or tracing on)
@@ -113,8 +117,7 @@ class _Binding:
     def __init__(
         self, url: str, replica_url: str | None, prepared_statements: bool, driver_cursor: bool
     ) -> None:
-        self.url = url
-        self.replica_url = replica_url
+        self.url, self.replica_url = url, replica_url
         self.prepared_statements = prepared_statements
         self.driver_cursor = driver_cursor
         self._pid: int | None = None
@@ -124,6 +127,7 @@ class _Binding:
         self._reads: ReadRouter | None = None
         self._autocommit: dict[Engine, Engine] = {}
         self.hooks: list[Callable[[list[Engine]], None]] = []
+        self._kept: list[_Reads] = []  # at most one: the connection the last request left
 
     def engine(self) -> Engine:
         # A pool inherited across fork() would share sockets between workers.
@@ -144,6 +148,7 @@ class _Binding:
             for hook in self.hooks:
                 hook(engines)
             self._reads = ReadRouter(self._engine, self._replica, self.staleness)
+            self._kept = []  # a parent's connection is the parent's (psycopg never closes it here)
             self._pid = os.getpid()
         return self._engine
 
@@ -153,6 +158,39 @@ class _Binding:
         engine = self._reads.reader()
         if engine.dialect.name != "postgresql":
             return _Reads(self._autocommit[engine].connect(), None)
+        return self._kept_for(engine) or self._checkout(engine)
+
+    def _kept_for(self, engine: Engine) -> _Reads | None:
+        """The last request's connection, if it reads where this one must and still answers."""
+        try:
+            reads = self._kept.pop()  # atomic: with threads, one request at a time gets it
+        except IndexError:
+            return None
+        connection = reads.connection
+        try:
+            if connection.engine is engine:  # else the router sent reads elsewhere meanwhile
+                # As at a checkout from the pool: pinged first when idle for a while.
+                ping_if_idle(engine, connection.connection.driver_connection, connection.info)
+                return reads
+        except DisconnectionError:
+            connection.invalidate()
+        connection.close()
+        return None
+
+    def finish(self, reads: _Reads) -> None:
+        """The end of a request's reads: its connection kept for the next request, or given back.
+
+        Kept on PostgreSQL only, with nothing of the request left on it (a read cut short by an
+        error may leave a result pending), and when no other connection is kept already.
+        """
+        connection = reads.connection
+        if not self._kept and _idle(connection):
+            connection.info["last_used"] = time.monotonic()  # as the pool stamps a checkin
+            self._kept.append(reads)
+        else:
+            connection.close()
+
+    def _checkout(self, engine: Engine) -> _Reads:
         # Autocommit set on the driver's connection, not as SQLAlchemy's isolation level: its
         # setting at checkout and resetting at checkin cost half the checkout. The pool sets it
         # back at checkin (`_end_autocommit`), so that a writer's transactions stay whole.
@@ -182,56 +220,18 @@ class _Binding:
         return _Reads(connection, cursor if self.driver_cursor else None)
 
     def dispose(self) -> None:
+        while self._kept:
+            self._kept.pop().connection.close()
         for engine in (self._engine, self._replica):
             if engine is not None:
                 engine.dispose()
 
 
-def _run(
-    connection: Connection, cursor: Any, statement: Statement, parameters: Mapping[str, Any]
-) -> Sequence[Any]:
-    """On PostgreSQL, the SQL compiled once (service.driver_sql), run on the driver's cursor.
-
-    SQLAlchemy's `exec_driver_sql` still builds an execution context and a result around the
-    driver's rows: half the client CPU of a statement. The driver's own cursor does without;
-    the engine's cursor events are fired as SQLAlchemy fires them (statement metrics, anyone
-    listening), a failed statement included, and a driver error becomes SQLAlchemy's (a lost
-    connection is invalidated with the whole pool, as SQLAlchemy does; `connection_invalidated`
-    says so). SQLite keeps `execute`, whose type processing it needs.
-    """
-    dialect = connection.dialect
-    driver = driver_sql(statement, dialect, parameters) if dialect.name == "postgresql" else None
-    if driver is None:
-        return connection.execute(statement, parameters).all()
-    sql, values = driver
-    if cursor is None:
-        return connection.exec_driver_sql(sql, values).all()
-    dispatch = connection.dispatch
-    try:
-        for listener in dispatch.before_cursor_execute:
-            # As SQLAlchemy: each returns the statement and parameters (a `retval` one may
-            # rewrite them; SQLAlchemy wraps the others to return what they were given).
-            sql, values = listener(connection, cursor, sql, values, None, False)
-        cursor.execute(sql, values)
-        rows: Sequence[Any] = cursor.fetchall()
-        return rows
-    except dialect.loaded_dbapi.Error as error:
-        lost = dialect.is_disconnect(error, cursor.connection, cursor)
-        if lost:
-            connection.invalidate(error)
-            connection.engine.pool.dispose()
-        raise DBAPIError.instance(
-            sql,
-            values,
-            error,
-            dialect.loaded_dbapi.Error,
-            hide_parameters=True,
-            connection_invalidated=lost,
-            dialect=dialect,
-        ) from error
-    finally:
-        for listener in dispatch.after_cursor_execute:
-            listener(connection, cursor, sql, values, None, False)
+def _idle(connection: Connection) -> bool:
+    if connection.invalidated or connection.closed or connection.dialect.name != "postgresql":
+        return False
+    driver: Any = connection.connection.driver_connection
+    return bool(driver.info.transaction_status == TransactionStatus.IDLE)
 
 
 def _end_autocommit(dbapi_connection: Any, _record: Any) -> None:
@@ -243,7 +243,8 @@ def _end_autocommit(dbapi_connection: Any, _record: Any) -> None:
 def _close_connection(_exc: BaseException | None) -> None:
     reads: _Reads | None = g.pop("db_reads", None)
     if reads is not None:
-        reads.connection.close()
+        binding: _Binding = current_app.extensions["encounters.db"]
+        binding.finish(reads)
 
 
 db = Database()

@@ -12,14 +12,62 @@ datetime is PostgreSQL's to convert; every caller passes aware ones).
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import CompoundSelect, Dialect, Select, TextClause
+from sqlalchemy import CompoundSelect, Connection, Dialect, Select, TextClause
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 
 # What a request reads with: a Core select, or SQL text.
 Statement = Select[Any] | CompoundSelect | TextClause
+
+
+def run(
+    connection: Connection, cursor: Any, statement: Statement, parameters: Mapping[str, Any]
+) -> Sequence[Any]:
+    """On PostgreSQL, the SQL compiled once (service.driver_sql), run on the driver's cursor.
+
+    SQLAlchemy's `exec_driver_sql` still builds an execution context and a result around the
+    driver's rows: half the client CPU of a statement. The driver's own cursor does without;
+    the engine's cursor events are fired as SQLAlchemy fires them (statement metrics, anyone
+    listening), a failed statement included, and a driver error becomes SQLAlchemy's (a lost
+    connection is invalidated with the whole pool, as SQLAlchemy does; `connection_invalidated`
+    says so). SQLite keeps `execute`, whose type processing it needs.
+    """
+    dialect = connection.dialect
+    driver = driver_sql(statement, dialect, parameters) if dialect.name == "postgresql" else None
+    if driver is None:
+        return connection.execute(statement, parameters).all()
+    sql, values = driver
+    if cursor is None:
+        return connection.exec_driver_sql(sql, values).all()
+    dispatch = connection.dispatch
+    try:
+        for listener in dispatch.before_cursor_execute:
+            # As SQLAlchemy: each returns the statement and parameters (a `retval` one may
+            # rewrite them; SQLAlchemy wraps the others to return what they were given).
+            sql, values = listener(connection, cursor, sql, values, None, False)
+        cursor.execute(sql, values)
+        rows: Sequence[Any] = cursor.fetchall()
+        return rows
+    except dialect.loaded_dbapi.Error as error:
+        lost = dialect.is_disconnect(error, cursor.connection, cursor)
+        if lost:
+            connection.invalidate(error)
+            connection.engine.pool.dispose()
+        raise DBAPIError.instance(
+            sql,
+            values,
+            error,
+            dialect.loaded_dbapi.Error,
+            hide_parameters=True,
+            connection_invalidated=lost,
+            dialect=dialect,
+        ) from error
+    finally:
+        for listener in dispatch.after_cursor_execute:
+            listener(connection, cursor, sql, values, None, False)
 
 
 def driver_sql(

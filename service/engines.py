@@ -65,18 +65,29 @@ def ping_after_idle(engine: Engine, idle_seconds: float = PING_AFTER_IDLE_SECOND
         record.info["last_used"] = time.monotonic()
 
     def check(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        if time.monotonic() - record.info.get("last_used", 0.0) < idle_seconds:
-            return
-        try:
-            engine.dialect.do_ping(dbapi_connection)
-            dbapi_connection.rollback()  # the ping's transaction, so autocommit can be set
-        except Exception as error:
-            # The pool discards this connection and checks out (or opens) another one.
-            raise DisconnectionError(type(error).__name__) from error
+        # On DisconnectionError the pool discards this connection and checks out another one.
+        ping_if_idle(engine, dbapi_connection, record.info, idle_seconds)
 
     event.listen(engine, "connect", stamp)
     event.listen(engine, "checkin", stamp)
     event.listen(engine, "checkout", check)
+
+
+def ping_if_idle(
+    engine: Engine,
+    dbapi_connection: Any,
+    info: dict[str, Any],
+    idle_seconds: float = PING_AFTER_IDLE_SECONDS,
+) -> None:
+    """Ping a connection last used (`info["last_used"]`) `idle_seconds` ago or more: a
+    DisconnectionError when it does not answer."""
+    if time.monotonic() - info.get("last_used", 0.0) < idle_seconds:
+        return
+    try:
+        engine.dialect.do_ping(dbapi_connection)
+        dbapi_connection.rollback()  # the ping's transaction, if any, so autocommit can be set
+    except Exception as error:
+        raise DisconnectionError(type(error).__name__) from error
 
 
 def _utc_session(connection: Any, _record: Any) -> None:

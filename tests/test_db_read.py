@@ -9,6 +9,7 @@ itself); what both backends run is a read checked against the dataset.
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy import Uuid, bindparam, event, literal, select, text
 from sqlalchemy.exc import DBAPIError
 
 from service.db import Statement, db
+from service.engines import PING_AFTER_IDLE_SECONDS
 from service.models import Center, Encounter
 from tests.database import POSTGRES_URL, backend_name
 from tests.dataset import BASE, CENTERS, ENCOUNTERS, Dataset
@@ -133,6 +135,9 @@ def test_a_writer_on_a_connection_requests_used_keeps_its_transactions(app: Flas
     with app.app_context():
         db.read(text("SELECT 1"))
         used = db.connection.connection.driver_connection
+        with app.app_context():  # a request of another thread meanwhile, on a second connection
+            db.read(text("SELECT 1"))
+    # That one is kept for the next request; the first one went back to the pool.
     with app.app_context(), db.engine.connect() as writer:
         assert writer.connection.driver_connection is used  # the only pooled connection
         writer.execute(text("CREATE TEMPORARY TABLE written (n int)"))
@@ -156,3 +161,67 @@ def test_a_listener_may_rewrite_the_statement_as_sqlalchemy_allows(app: Flask) -
             assert db.read(text("SELECT 41"))[0][0] == 42
         finally:
             event.remove(engine, "before_cursor_execute", rewrite)
+
+
+@pytest.mark.skipif(backend_name() != "postgresql", reason="PostgreSQL's connections are kept")
+def test_a_requests_connection_serves_the_next_request_without_the_pool(app: Flask) -> None:
+    checkouts: list[object] = []
+
+    def checked_out(dbapi_connection: object, *_args: object) -> None:
+        checkouts.append(dbapi_connection)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "checkout", checked_out)
+    try:
+        with app.app_context():
+            db.read(text("SELECT 1"))
+            first = db.connection.connection.driver_connection
+            with app.app_context():  # two requests at once (threads): two connections
+                db.read(text("SELECT 1"))
+                second = db.connection.connection.driver_connection
+        assert second is not first
+        for _ in range(3):
+            with app.app_context():
+                db.read(text("SELECT 1"))
+                # The connection the last request left (the inner one), not one from the pool.
+                assert db.connection.connection.driver_connection is second
+    finally:
+        event.remove(engine, "checkout", checked_out)
+    assert checkouts == [first, second]
+
+
+@pytest.mark.skipif(backend_name() != "postgresql", reason="PostgreSQL's connections are kept")
+def test_a_connection_left_in_a_transaction_is_not_kept(app: Flask) -> None:
+    """A request that leaves something open on its connection does not pass it on as it is."""
+    with app.app_context():
+        db.connection.exec_driver_sql("BEGIN")  # a transaction the request never ended
+        db.read(text("SELECT 1"))
+    with app.app_context():
+        # Each statement on its own again: the pool rolled the transaction back at checkin.
+        assert db.read(text("SELECT transaction_timestamp() = statement_timestamp()"))[0][0]
+
+
+@pytest.mark.skipif(backend_name() != "postgresql", reason="PostgreSQL's connections are kept")
+def test_a_kept_connection_that_died_while_idle_is_replaced_before_the_read(app: Flask) -> None:
+    """Idle 2 s or more, the kept connection is pinged first, as the pool pings at checkout: a
+    dead one is replaced before the read, which runs once (not failed first, then retried)."""
+    statements: list[str] = []
+
+    def executed(*args: Any) -> None:
+        statements.append(args[2])
+
+    with app.app_context():
+        engine = db.engine
+        pid = db.read(text("SELECT pg_backend_pid()"))[0][0]
+    with engine.connect() as other:
+        other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        other.commit()
+    time.sleep(PING_AFTER_IDLE_SECONDS + 0.1)
+    event.listen(engine, "before_cursor_execute", executed)
+    try:
+        with app.app_context():
+            assert db.read(text("SELECT pg_backend_pid()"))[0][0] != pid
+    finally:
+        event.remove(engine, "before_cursor_execute", executed)
+    assert statements == ["SELECT pg_backend_pid()"]  # once: not failed on the dead connection
