@@ -157,6 +157,26 @@ def test_totals_add_up_across_workers(server: Gunicorn) -> None:
     )
 
 
+MEMORY = Path("/dev/shm")
+
+
+@pytest.mark.skipif(
+    not (MEMORY.is_dir() and os.access(MEMORY, os.W_OK) and Path("/proc/self/maps").exists()),
+    reason="needs Linux's /proc and a writable /dev/shm",
+)
+def test_what_a_worker_writes_on_every_request_is_in_memory(server: Gunicorn) -> None:
+    """gunicorn.conf.py's defaults: each worker's heartbeat file (touched per request) and its
+    metric files (written per request) are in /dev/shm, not on a disk that may stall them."""
+    assert fetch(f"{server.url}/health/live").status == 200
+    for worker in server.workers():
+        files = [os.readlink(f"/proc/{worker.pid}/fd/{fd}") for fd in os.listdir(
+            f"/proc/{worker.pid}/fd")]  # fmt: skip
+        # The heartbeat: a temporary file gunicorn unlinks at once and keeps open.
+        assert any(f.startswith(f"{MEMORY}/") and f.endswith("(deleted)") for f in files), files
+        mapped = Path(f"/proc/{worker.pid}/maps").read_text()
+        assert f"{MEMORY}/encounters-metrics-" in mapped
+
+
 def test_a_restarted_worker_keeps_the_totals(server: Gunicorn) -> None:
     """gunicorn replaces a killed worker; what the dead one counted stays in the totals."""
     before = _route_totals(fetch(f"{server.url}/metrics").body.decode())
