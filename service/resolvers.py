@@ -95,7 +95,7 @@ def _found(
     centers: dict[uuid.UUID, set[uuid.UUID]] = {}
     for row in rows:
         user_id, email, reference_id, role, own_center, current_unit, assigned_center = row[:7]
-        # Role(): PostgreSQL's driver gives the enum's text (service.db: `_run`).
+        # Role(): PostgreSQL's driver gives the enum's text (service.driver_sql: `run`).
         users[user_id] = (email, reference_id, Role(role), current_unit)
         own = centers.setdefault(user_id, set())
         if own_center is not None:
