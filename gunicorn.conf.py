@@ -38,7 +38,7 @@ from gunicorn.glogging import Logger  # noqa: E402
 from prometheus_client import multiprocess  # noqa: E402
 
 from service.config import ConfigError, Settings  # noqa: E402
-from service.ops.connections import release_connection  # noqa: E402
+from service.ops.connections import hold_answer, release_connection  # noqa: E402
 from service.ops.logs import logging_config  # noqa: E402
 
 try:
@@ -124,8 +124,14 @@ def post_fork(server: object, worker: object) -> None:
         _tracing.start_tracing()
 
 
+def pre_request(worker: Any, req: Any) -> None:
+    """gunicorn's own (a debug line), then the answer held until it is whole."""
+    worker.log.debug("%s %s", req.method, req.path)
+    hold_answer(req, is_ssl=worker.cfg.is_ssl)
+
+
 def post_request(worker: Any, req: object, environ: object, resp: object) -> None:
-    """Close the client's connection at once when nothing of the request is left unread."""
+    """Send the answer; close the client's connection at once if nothing of it is left unread."""
     release_connection(req, resp, is_ssl=worker.cfg.is_ssl)
 
 

@@ -4,13 +4,15 @@ Through the real server (gunicorn.conf.py, one worker): a client that keeps its 
 its answer does not hold the worker, and a client still sending a body the app never read gets
 gunicorn's lingering close (its bytes are read, no reset). And on a bare connection, with
 gunicorn's own close after the hook: what the client sent beyond its request (a pipelined
-request) is read before the close, so the client sees an end, not a reset.
+request) is read before the close, so the client sees an end, not a reset. And an answer held
+(corked) while gunicorn writes it is released after the last write, kept-alive connections too.
 """
 
 from __future__ import annotations
 
 import secrets
 import socket
+import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,6 +90,39 @@ def test_a_body_the_app_never_read_gets_the_lingering_close(server: Gunicorn) ->
             end = None
     assert received.startswith(b"HTTP/1.1 405 ") and whole(received)
     assert end == b""
+
+
+def test_answers_on_a_kept_alive_connection_leave_at_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    """With threads (gthread keeps connections alive) an answer is not left corked: each leaves
+    when it is written, not when the kernel gives up holding it (200 ms) or the connection ends."""
+    secret = secrets.token_urlsafe(48)
+    threads = {"GUNICORN_THREADS": "2"}
+    log = tmp_path / "gunicorn.log"
+    with (
+        running_gunicorn(database_url, secret, log, workers=1, environment=threads) as server,
+        socket.create_connection((server.host, server.port), timeout=10) as client,
+    ):
+        took = []
+        for _ in range(5):
+            started = time.perf_counter()
+            client.sendall(GET)
+            response = one_answer(client)
+            took.append(time.perf_counter() - started)
+            assert response.startswith(b"HTTP/1.1 200 ") and whole(response)
+            assert b"connection: close" not in response.lower()  # still the same connection
+    assert statistics.median(took) < 0.1, took
+
+
+def one_answer(connection: socket.socket) -> bytes:
+    """One answer of a connection that stays open: its head, then as much body as it announces."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += connection.recv(65536)
+    while not whole(received):
+        received += connection.recv(65536)
+    return received
 
 
 class _Request:
