@@ -12,8 +12,10 @@ import time
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 
+from service.routing import LOOK_INTERVAL_SECONDS
 from tests.database import POSTGRES_URL
 from tests.dataset import Dataset
 from tests.live import TcpProxy, refused_port
@@ -134,3 +136,39 @@ def test_the_replica_is_looked_at_once_a_second_not_per_request(
             counts.append(metric(client, statements) - before)
     # Each look is two statements (the primary's WAL position, the replica's state).
     assert 0 < counts[1] - counts[0] <= 2 * (elapsed + 1)
+
+
+@needs_postgres
+def test_reads_that_move_to_the_primary_leave_the_replicas_kept_connection(
+    config: dict[str, Any], dataset: Dataset, tokens: Tokens
+) -> None:
+    """A worker keeps its connection between requests (service/db.py); when the router sends
+    reads to the primary, the next read is not tried on the replica's connection first."""
+    statements: list[int] = []
+
+    def executed(connection: Any, *_args: Any) -> None:
+        statements.append(connection.engine.url.port)
+
+    database = make_url(config["DATABASE_URL"])
+    proxy = TcpProxy(database.host or "127.0.0.1", database.port or 5432).start()
+    replica = database.set(port=proxy.port).render_as_string(False)
+    event.listen(Engine, "before_cursor_execute", executed)
+    try:
+        # No bound on the lag: the replica (the test database) is read while it answers.
+        for application in serving_app(
+            config, DATABASE_REPLICA_URL=replica, DATABASE_REPLICA_MAX_LAG_SECONDS="off"
+        ):
+            client, header = application.test_client(), tokens.header()
+            assert client.get(PATH, headers=header).status_code == 200
+            assert statements[-1] == proxy.port  # read on the replica, its connection kept
+            proxy.stop()  # the replica's host is gone, the kept connection with it
+            time.sleep(LOOK_INTERVAL_SECONDS + 0.2)  # the next request looks at the replica
+            del statements[:]
+            before = reads(client, "primary")
+            assert client.get(PATH, headers=header).status_code == 200
+            assert reads(client, "primary") - before == 1
+    finally:
+        event.remove(Engine, "before_cursor_execute", executed)
+        proxy.stop()
+    # Every statement after the switch ran on the primary: none was tried on the dead connection.
+    assert statements and set(statements) == {database.port or 5432}
