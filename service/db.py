@@ -127,7 +127,7 @@ class _Binding:
         self._reads: ReadRouter | None = None
         self._autocommit: dict[Engine, Engine] = {}
         self.hooks: list[Callable[[list[Engine]], None]] = []
-        self._kept: list[_Reads] = []  # at most one: the connection the last request left
+        self._kept: list[_Reads] = []  # what the last request left: one (threads may add a few)
 
     def engine(self) -> Engine:
         # A pool inherited across fork() would share sockets between workers.
