@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -10,6 +12,8 @@ from bench.scale.processes import with_children
 from tests.live import Gunicorn, running_gunicorn
 
 INSTANCES = 3
+# Where gunicorn.conf.py puts a server's own metrics folder: in memory when the host has it.
+MEMORY = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 TOTAL_WORKERS = 6  # (e): 1 x 6, 2 x 3 and 3 x 2
 
 
@@ -32,8 +36,17 @@ class Fleet:
         """`gunicorn -c gunicorn.conf.py wsgi:app` on each slot's port, in parallel, all ready."""
 
         def one(slot: int) -> tuple[contextlib.ExitStack, Gunicorn]:
-            environment = {**self.environment, **(environments or {}).get(slot, {})}
             stack = contextlib.ExitStack()
+            # Each instance's metrics folder is the fleet's to remove: gunicorn removes the one it
+            # makes itself only at a clean exit, and (d) kills an instance with SIGKILL.
+            metrics = stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="scale-metrics-", dir=MEMORY)
+            )
+            environment = {
+                **self.environment,
+                "PROMETHEUS_MULTIPROC_DIR": metrics,
+                **(environments or {}).get(slot, {}),
+            }
             server = stack.enter_context(
                 running_gunicorn(
                     environment["DATABASE_URL"],
