@@ -34,6 +34,7 @@ def _refuse(reason: str) -> NoReturn:
     sys.exit(f"encounters: configuration error: {reason}")
 
 
+from gunicorn.config import PreRequest  # noqa: E402
 from gunicorn.glogging import Logger  # noqa: E402
 from prometheus_client import multiprocess  # noqa: E402
 
@@ -125,8 +126,8 @@ def post_fork(server: object, worker: object) -> None:
 
 
 def pre_request(worker: Any, req: Any) -> None:
-    """gunicorn's own (a debug line), then the answer held until it is whole."""
-    worker.log.debug("%s %s", req.method, req.path)
+    """gunicorn's own hook (a debug line), then the answer held until it is whole."""
+    PreRequest.default(worker, req)
     hold_answer(req, is_ssl=worker.cfg.is_ssl)
 
 
