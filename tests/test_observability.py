@@ -4,11 +4,15 @@ request id; no email, token or secret in any line over a full run of the real se
 from __future__ import annotations
 
 import datetime
+import io
 import json
 import logging
+import logging.config
 import re
 import runpy
 import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import gunicorn.config
@@ -16,6 +20,7 @@ import pytest
 from flask import Flask, request
 from flask.testing import FlaskClient
 
+from service.ops.logs import ACCESS_LOGGER
 from tests.database import database_with_dataset
 from tests.dataset import USERS
 from tests.leaks import leaks_in, log_text
@@ -195,3 +200,125 @@ def test_gunicorn_gathers_no_access_line_of_its_own(
     logger.access(object(), object(), {"REQUEST_METHOD": "GET"}, datetime.timedelta(0))
 
     assert gathered == []
+
+
+@dataclass
+class AccessLines:
+    """The access logger's lines, `logging_config`'s handler writing them to a string."""
+
+    stream: io.StringIO
+    handler: logging.Handler
+    records: list[logging.LogRecord]  # the records that went through logging
+
+    def alone(self) -> None:
+        """The handler as the logger's only one: pytest adds its own to each test's loggers."""
+        logging.getLogger(ACCESS_LOGGER).handlers[:] = [self.handler]
+
+
+@pytest.fixture
+def access_lines(monkeypatch: pytest.MonkeyPatch) -> Iterator[AccessLines]:
+    """The access logger writing through `logging_config`'s handler and formatter alone."""
+    from service.ops.logs import logging_config
+
+    configurator = logging.config.DictConfigurator(logging_config())
+    handler = logging.StreamHandler(stream := io.StringIO())
+    handler.setFormatter(
+        configurator.configure_formatter(configurator.config["formatters"]["json"])
+    )
+    handler.addFilter(
+        configurator.configure_filter(configurator.config["filters"]["request_context"])
+    )
+    access = logging.getLogger(ACCESS_LOGGER)
+    monkeypatch.setattr(access, "handlers", [handler])
+    monkeypatch.setattr(access, "propagate", False)
+    monkeypatch.setattr(access, "level", logging.INFO)
+    access.manager._clear_cache()
+    lines = AccessLines(stream, handler, [])
+    make_record = access.makeRecord
+    monkeypatch.setattr(
+        access, "makeRecord", lambda *a, **k: _kept(lines.records, make_record(*a, **k))
+    )
+    yield lines
+    access.manager._clear_cache()
+
+
+def _kept(records: list[logging.LogRecord], record: logging.LogRecord) -> logging.LogRecord:
+    records.append(record)
+    return record
+
+
+def _timeless(line: str) -> str:
+    """The line less what differs from one request to the next: its time and duration."""
+    line = re.sub(r'"duration_ms":[0-9.e-]+', '"duration_ms":0', line)
+    return re.sub(r'"time":"[^"]*"', '"time":"T"', line)
+
+
+def test_an_access_line_is_the_line_logging_would_write(
+    client: FlaskClient, access_lines: AccessLines
+) -> None:
+    """Written straight to the handler when it is the only one, byte for byte logging's line."""
+    access_lines.alone()
+    client.get("/health/live", headers={"X-Request-ID": "straight-1"})
+    assert access_lines.records == []
+    # Another handler on the way (a test's, an operator's): then the record goes through logging.
+    logging.getLogger(ACCESS_LOGGER).addHandler(logging.NullHandler())
+    client.get("/health/live", headers={"X-Request-ID": "straight-1"})
+    assert len(access_lines.records) == 1
+
+    direct, through_logging = access_lines.stream.getvalue().splitlines()
+    assert _timeless(direct) == _timeless(through_logging)
+    fields = json.loads(direct)
+    assert list(fields) == ["level", "logger", "message", "method", "route", "status",
+                            "duration_ms", "request_id", "pid", "time"]  # fmt: skip
+    assert fields["logger"] == ACCESS_LOGGER and fields["request_id"] == "straight-1"
+    assert datetime.datetime.fromisoformat(fields["time"]).utcoffset() == datetime.timedelta(0)
+
+
+def test_a_traced_access_line_carries_the_trace_as_logging_writes_it(
+    app: Flask, access_lines: AccessLines
+) -> None:
+    """The fields of a traced request, in logging's order, through both ways of writing."""
+    from flask import g
+
+    from service.ops.logs import AccessLog
+
+    access = AccessLog()
+    access_lines.alone()
+    with app.test_request_context("/"):
+        g.request_id, g.trace_id, g.span_id = "traced-1", "a" * 32, "b" * 16
+        access.write({"method": "GET", "route": "/r", "status": 200, "duration_ms": 1.5})
+        access.logger.addFilter(passing := logging.Filter())  # a filter: logging's way too
+        try:
+            access.write({"method": "GET", "route": "/r", "status": 200, "duration_ms": 1.5})
+        finally:
+            access.logger.removeFilter(passing)
+    assert len(access_lines.records) == 1
+    direct, through_logging = access_lines.stream.getvalue().splitlines()
+    assert _timeless(direct) == _timeless(through_logging)
+    assert json.loads(direct)["trace_id"] == "a" * 32 and json.loads(direct)["span_id"] == "b" * 16
+
+
+def test_the_access_logger_level_and_a_failing_stream_hold(
+    client: FlaskClient,
+    access_lines: AccessLines,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Above INFO there is no line; a stream that fails is logging's to report, not a 500."""
+    access_lines.alone()
+    access = logging.getLogger(ACCESS_LOGGER)
+    monkeypatch.setattr(access, "level", logging.WARNING)
+    access.manager._clear_cache()
+    assert client.get("/health/live").status_code == 200
+    assert access_lines.stream.getvalue() == ""
+
+    monkeypatch.setattr(access, "level", logging.INFO)
+    access.manager._clear_cache()
+    monkeypatch.setattr(access_lines.stream, "write", _broken_write)
+    assert client.get("/health/live").status_code == 200
+    assert "--- Logging error ---" in capsys.readouterr().err
+    assert access_lines.records[-1].getMessage() == "request"  # the report names its line
+
+
+def _broken_write(_text: str) -> int:
+    raise OSError("the stream is gone")
