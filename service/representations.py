@@ -77,7 +77,7 @@ def json_response(body: bytes, mimetype: str) -> Response:
     if environ["REQUEST_METHOD"] in _SAFE and not (
         environ.get("HTTP_IF_NONE_MATCH") or environ.get("HTTP_IF_MATCH")
     ):
-        headers.append(("Date", _http_date()))
+        headers.append(("Date", http_date()))
         return _response(body, headers)
     return _response(body, headers).make_conditional(request)
 
@@ -96,8 +96,8 @@ def _response(body: bytes, header_list: list[tuple[str, str]]) -> Response:
     return response
 
 
-def _http_date() -> str:
-    """`werkzeug.http.http_date()`, formatted once a second."""
+def http_date() -> str:
+    """`werkzeug.http.http_date()` (now, RFC 9110's IMF-fixdate), formatted once a second."""
     now = time.time()
     second = int(now)
     cached_second, date = _LAST_DATE[0]  # one tuple: a thread reads a second and its date

@@ -63,7 +63,7 @@ def test_every_answer_is_the_references(app: Flask, mimetype: str, method: str) 
 def test_the_date_is_werkzeugs(monkeypatch: pytest.MonkeyPatch, fraction: float) -> None:
     for second in (1_700_000_000, 1_700_000_001):
         monkeypatch.setattr(time, "time", lambda now=second + fraction: now)
-        assert representations._http_date() == http_date()
+        assert representations.http_date() == http_date()
 
 
 def test_the_header_order_of_whole_answers(

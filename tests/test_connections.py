@@ -10,6 +10,8 @@ request) is read before the close, so the client sees an end, not a reset. And a
 
 from __future__ import annotations
 
+import email.utils
+import runpy
 import secrets
 import socket
 import statistics
@@ -156,3 +158,37 @@ def test_bytes_already_received_are_read_before_the_close() -> None:
                 end = None
     assert closing < AT_ONCE
     assert end == b""
+
+
+def test_an_answer_has_one_date_the_current_second(server: Gunicorn) -> None:
+    """gunicorn writes the Date header (the app's is dropped as its own): one, IMF-fixdate, now."""
+    before = int(time.time())
+    with socket.create_connection((server.host, server.port), timeout=10) as client:
+        client.sendall(GET)
+        head = answer(client).partition(b"\r\n\r\n")[0].decode()
+    after = time.time()
+    dates = [line[6:] for line in head.split("\r\n") if line.lower().startswith("date: ")]
+    assert len(dates) == 1, head
+    sent = email.utils.parsedate_to_datetime(dates[0]).timestamp()
+    assert before <= sent <= after and dates[0] == email.utils.formatdate(sent, usegmt=True)
+
+
+def test_gunicorn_dates_answers_with_the_services_date(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """gunicorn.conf.py hands gunicorn the service's date, formatted once a second, not per answer."""
+    monkeypatch.setattr(util, "http_date", util.http_date)  # gunicorn's own again after the test
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    monkeypatch.setenv("JWT_SECRET", secrets.token_urlsafe(48))
+    runpy.run_path("gunicorn.conf.py")
+    formatted: list[float] = []
+    formatdate = email.utils.formatdate
+    monkeypatch.setattr(
+        email.utils,
+        "formatdate",
+        lambda when, **kw: formatted.append(when) or formatdate(when, **kw),
+    )
+    monkeypatch.setattr(time, "time", lambda: 1_800_000_000.25)
+    assert util.http_date() == util.http_date() == "Fri, 15 Jan 2027 08:00:00 GMT"
+    assert len(formatted) <= 1  # the second answer of that second reuses the first's
+    assert util.http_date(0) == "Thu, 01 Jan 1970 00:00:00 GMT"  # a given time, as gunicorn
