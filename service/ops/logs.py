@@ -27,8 +27,6 @@ _REDACTIONS = (
     (re.compile(r"([a-z][a-z0-9+.-]*://[^:/@\s\"\\]*:)[^@/\s\"\\]+@", re.IGNORECASE), r"\1***@"),
     (re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+(?:@|%40)[\w-]+(?:\.[\w-]+)+"), "[email]"),
 )
-# Each of them needs one of these: a text with none (an access line) skips the four scans.
-_SUSPECT = re.compile(r"@|%40|eyJ|://|bearer", re.IGNORECASE)
 
 
 class RedactingJsonFormatter(OrjsonFormatter):
@@ -93,7 +91,11 @@ class RedactingJsonFormatter(OrjsonFormatter):
 
 def redact(text: str) -> str:
     """`text` with bearer tokens, JWTs, passwords in URLs and emails masked."""
-    if not _SUSPECT.search(text):
+    # Each pattern needs one of these: a text with none (an access line) skips the four scans.
+    # (Five substring tests: a fifth of the time of one case-blind regular expression.)
+    if not (
+        "@" in text or "%40" in text or "eyJ" in text or "://" in text or "bearer" in text.lower()
+    ):
         return text
     for pattern, replacement in _REDACTIONS:
         text = pattern.sub(replacement, text)
