@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 
 from service.admin.cli import register_commands
 from service.config import ConfigError, Settings
@@ -109,7 +109,8 @@ def create_app(config: Mapping[str, Any] | None = None, *, token_key: bool = Tru
 
 def _sorted_allow(response: Response) -> Response:
     """One `Allow` order (GET, HEAD, OPTIONS), whatever order werkzeug's set of methods has."""
-    if "Allow" in response.headers:
+    # Only werkzeug's 405 and Flask's answer to OPTIONS carry one: others skip the header scan.
+    if (response.status_code == 405 or request.method == "OPTIONS") and "Allow" in response.headers:
         methods = sorted(m.strip() for m in response.headers["Allow"].split(","))
         response.headers["Allow"] = ", ".join(methods)
     return response
