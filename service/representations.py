@@ -91,7 +91,9 @@ def _response(body: bytes, header_list: list[tuple[str, str]]) -> Response:
     # checks each value as `add` does, without its work for other kinds of arguments.
     headers = Headers()
     headers[:] = header_list
-    response = current_app.response_class(headers=headers)
+    # Passed through: the server gets the list itself, not werkzeug's generator over it wrapped
+    # in a closing iterator (nothing here needs closing). HEAD and 304 still get no body.
+    response = current_app.response_class(headers=headers, direct_passthrough=True)
     response.response = [body]
     return response
 
